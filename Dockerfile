@@ -1,0 +1,16 @@
+# One image for both Berth processes: `node api/main.ts` (web + API) and `node worker/main.ts`.
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npx react-router build && npm prune --omit=dev
+
+FROM node:24-bookworm-slim
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends zstd openssh-client && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production
+COPY --from=build /app /app
+USER node
+CMD ["node", "api/main.ts"]

@@ -1,0 +1,40 @@
+import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Plans a customer can buy; each maps to a server type and a backup retention. */
+export const plans = ['starter', 'pro', 'enterprise'] as const;
+export type Plan = (typeof plans)[number];
+
+/** Lifecycle stages as the customer workflow reports them (CHECK constraint in the schema). */
+export const customerStages = [
+  'awaiting_payment',
+  'provisioning',
+  'active',
+  'idle',
+  'past_due',
+  'expiring',
+  'expired',
+  'restoring',
+  'purged',
+] as const;
+export type CustomerStage = (typeof customerStages)[number];
+
+/**
+ * The projection of a customer's lifecycle workflow that pages read. The workflow is the source of
+ * truth; its activities write this row so a dashboard needs no Temporal query.
+ */
+export interface CustomersTable {
+  userId: string;
+  plan: Plan | null;
+  stage: ColumnType<CustomerStage, CustomerStage | undefined, CustomerStage>;
+  accessEndsAt: Date | null;
+  cancelAtPeriodEnd: ColumnType<boolean, boolean | undefined, boolean>;
+  needsAttention: ColumnType<boolean, boolean | undefined, boolean>;
+  lastActiveAt: Date | null;
+  stripeCustomerId: string | null;
+  stripeSubscriptionId: string | null;
+  updatedAt: ColumnType<Date, Date | undefined, Date>;
+}
+
+export type Customer = Selectable<CustomersTable>;
+export type NewCustomer = Insertable<CustomersTable>;
+export type CustomerUpdate = Updateable<CustomersTable>;

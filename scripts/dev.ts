@@ -1,0 +1,138 @@
+/**
+ * The run command's supervisor: starts every part of Berth locally, in order, with readiness checks,
+ * one combined log (a prefix per process) and a clean stop on Ctrl-C / SIGTERM that leaves no process.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { startProcess, httpOk, prefixedSink, type ManagedProcess } from './services/process.ts';
+import { dataDir, rootDir } from './services/paths.ts';
+import { startTemporalDevServer } from './services/temporal.ts';
+import { startMinio } from './services/minio.ts';
+import { startPostgres } from './services/postgres.ts';
+import { startMaildev } from './services/maildev.ts';
+import { localDefaults } from './services/local-defaults.ts';
+
+const sink = prefixedSink();
+const say = (line: string) => sink('berth', line, 'stdout');
+const running: { name: string; stop(): Promise<void> }[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say('stopping…');
+    // Reverse order: the app first, the database last.
+    for (const part of [...running].reverse()) {
+      try {
+        await part.stop();
+        say(`stopped ${part.name}`);
+      } catch (err) {
+        say(`could not stop ${part.name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    say('stopped');
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+async function step<T extends { stop(): Promise<void> }>(name: string, start: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  say(`starting ${name}…`);
+  const part = await start();
+  running.push({ name, stop: () => part.stop() });
+  say(`${name} ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  if (stopping) await stopAll(0);
+  return part;
+}
+
+/** Rebuilds the web app when its sources changed since the last build. */
+async function buildWebIfNeeded(): Promise<void> {
+  const hash = createHash('sha256');
+  const files = ['react-router.config.ts', 'vite.config.ts', 'package-lock.json'];
+  for (const entry of await readdir(path.join(rootDir, 'web'), { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) files.push(path.relative(rootDir, path.join(entry.parentPath, entry.name)));
+  }
+  for (const file of files.sort()) hash.update(file).update(await readFile(path.join(rootDir, file)));
+  const digest = hash.digest('hex');
+  const stampFile = path.join(rootDir, 'build', '.sources-sha256');
+  const built = await readFile(stampFile, 'utf8').catch(() => '');
+  if (built === digest && (await stat(path.join(rootDir, 'build', 'server', 'index.js')).catch(() => null))) {
+    say('web app: build is up to date');
+    return;
+  }
+  say('web app: building (react-router build)…');
+  const build = await startProcess({ name: 'build', command: 'npx', args: ['react-router', 'build'], cwd: rootDir, sink });
+  const code = await build.exited;
+  if (code !== 0) throw new Error(`react-router build failed (exit ${code})`);
+  await writeFile(stampFile, digest);
+}
+
+async function workerPolling(address: string, namespace: string, taskQueue: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 1000 });
+  try {
+    const res = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 });
+    return (res.pollers?.length ?? 0) > 0;
+  } finally {
+    await connection.close();
+  }
+}
+
+try {
+  const env = localDefaults(dataDir);
+  const postgres = await step('postgres', () =>
+    process.env.DATABASE_URL
+      ? Promise.resolve({ url: process.env.DATABASE_URL, stop: async () => {} })
+      : startPostgres({ dataDir: path.join(dataDir, 'postgres'), port: env.postgresPort, sink }));
+  const [temporal, minio, maildev] = await Promise.all([
+    step('temporal', () => startTemporalDevServer({ dataDir: path.join(dataDir, 'temporal'), port: env.temporalPort, uiPort: env.temporalUiPort, sink })),
+    step('minio', () => startMinio({ dataDir: path.join(dataDir, 'minio'), port: env.minioPort, consolePort: env.minioConsolePort,
+      accessKeyId: env.s3AccessKeyId, secretAccessKey: env.s3SecretAccessKey, buckets: [env.s3Bucket], sink })),
+    step('maildev', () => startMaildev({ smtpPort: env.smtpPort, webPort: env.maildevWebPort, sink })),
+  ]);
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: postgres.url,
+    TEMPORAL_ADDRESS: temporal.address,
+    AWS_ENDPOINT_URL_S3: minio.endpoint,
+    AWS_ACCESS_KEY_ID: env.s3AccessKeyId,
+    AWS_SECRET_ACCESS_KEY: env.s3SecretAccessKey,
+    S3_BUCKET: env.s3Bucket,
+    SMTP_URL: maildev.smtpUrl,
+  };
+
+  say('database: applying migrations…');
+  const migrate = await startProcess({ name: 'migrate', command: process.execPath, args: ['db/cli.ts', 'up'], cwd: rootDir, env: childEnv, sink });
+  if ((await migrate.exited) !== 0) throw new Error('migrations failed');
+  await buildWebIfNeeded();
+
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? 'berth';
+  await step('worker', () => startProcess({
+    name: 'worker', command: process.execPath, args: ['worker/main.ts'], cwd: rootDir, env: childEnv, sink,
+    readyTimeoutMs: 120_000, ready: () => workerPolling(temporal.address, namespace, taskQueue),
+  }));
+  const app: ManagedProcess = await step('web', () => startProcess({
+    name: 'web', command: process.execPath, args: ['api/main.ts'], cwd: rootDir, env: { ...childEnv, PORT: String(env.appPort) }, sink,
+    ready: () => httpOk(`http://localhost:${env.appPort}/healthz`),
+  }));
+
+  say('');
+  say('Berth is running:');
+  say(`  web app           http://localhost:${env.appPort}`);
+  say(`  Temporal Web UI   ${temporal.uiUrl}`);
+  say(`  mail catcher      ${maildev.webUrl}`);
+  say(`  MinIO console     ${minio.consoleUrl}  (user ${env.s3AccessKeyId})`);
+  say(`  PostgreSQL        ${postgres.url}`);
+  say('Press Ctrl-C to stop everything.');
+  // If a part dies on its own, stop the rest rather than run half a system.
+  await Promise.race([app.exited]);
+  say('the web server exited; stopping the rest');
+  await stopAll(1);
+} catch (err) {
+  say(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+  await stopAll(1);
+}

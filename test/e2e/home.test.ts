@@ -1,0 +1,37 @@
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { launchBrowser } from '../support/browser.ts';
+
+let browser: Browser;
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+test('a visitor sees what Berth is and can reach the dashboard', async () => {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  await page.goto(inject('appUrl'));
+  await expect(page.title()).resolves.toContain('Berth');
+  expect(await page.locator('h1').first().textContent()).toContain('Your own AI assistant');
+  await page.getByRole('link', { name: 'Dashboard' }).click();
+  await page.waitForURL('**/dashboard');
+  expect(await page.locator('h1').textContent()).toBe('Dashboard');
+  expect(errors).toEqual([]);
+});
+
+test('an unknown page answers 404 with a readable page', async () => {
+  const page = await browser.newPage();
+  const res = await page.goto(`${inject('appUrl')}/no-such-page`);
+  expect(res?.status()).toBe(404);
+  expect(await page.locator('h1').textContent()).toContain('404');
+});
+
+test('the Temporal Web UI is served next to the app', async () => {
+  const page = await browser.newPage();
+  const res = await page.goto(inject('temporalUiUrl'));
+  expect(res?.status()).toBe(200);
+});
