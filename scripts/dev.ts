@@ -12,7 +12,7 @@ import { startTemporalDevServer } from './services/temporal.ts';
 import { startMinio } from './services/minio.ts';
 import { startPostgres } from './services/postgres.ts';
 import { startMaildev } from './services/maildev.ts';
-import { localDefaults } from './services/local-defaults.ts';
+import { localServices as env } from './services/local-defaults.ts';
 
 const sink = prefixedSink();
 const say = (line: string) => sink('berth', line, 'stdout');
@@ -82,7 +82,6 @@ async function workerPolling(address: string, namespace: string, taskQueue: stri
 }
 
 try {
-  const env = localDefaults(dataDir);
   const postgres = await step('postgres', () =>
     process.env.DATABASE_URL
       ? Promise.resolve({ url: process.env.DATABASE_URL, stop: async () => {} })

@@ -1,6 +1,6 @@
 import type { ReactNode } from 'react';
 import { Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse } from 'react-router';
-import type { Route } from './+types/root';
+import type { Route } from './+types/root.ts';
 import './styles.css';
 
 export function Layout({ children }: { children: ReactNode }) {

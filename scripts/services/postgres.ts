@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startProcess, type LineSink, type ManagedProcess } from './process.ts';
@@ -77,7 +78,8 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
 
   await prepareDataDir(dataDir, runAs);
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    await initdb(dataDir, name, opts.sink, runAs);
+    // A cluster that will run without fsync need not be synced to disk when created either.
+    await initdb(dataDir, name, opts.sink, runAs, opts.settings?.fsync === 'off');
   }
 
   const settings: Record<string, string> = { listen_addresses: '127.0.0.1', ...opts.settings };
@@ -94,7 +96,7 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Running
     gid: runAs?.gid,
     sink: opts.sink,
     stopSignal: 'SIGINT',
-    stopTimeoutMs: 20_000,
+    stopTimeoutMs: 15_000,
     readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
     ready: () => canQuery(adminUrl),
   });
@@ -141,12 +143,21 @@ async function prepareDataDir(dataDir: string, runAs: OsUser | undefined): Promi
     const info = await stat(dir);
     const passable = info.uid === runAs.uid || (info.mode & 0o001) !== 0 || (info.gid === runAs.gid && (info.mode & 0o010) !== 0);
     if (!passable) {
-      throw new Error(`PostgreSQL runs as OS user '${runAs.name}', which cannot enter ${dir}: make it world-executable (chmod o+x) or choose another data directory`);
+      // A private temporary folder (mkdtemp makes them 0700) may be opened for traversal, not listing.
+      if (!isInside(dir, tmpdir())) {
+        throw new Error(`PostgreSQL runs as OS user '${runAs.name}', which cannot enter ${dir}: make it world-executable (chmod o+x) or choose another data directory`);
+      }
+      await chmod(dir, info.mode | 0o001);
     }
     if (dir === path.dirname(dir)) break;
   }
   const info = await stat(dataDir);
   if (info.uid !== runAs.uid) await chownTree(dataDir, runAs.uid, runAs.gid);
+}
+
+function isInside(dir: string, parent: string): boolean {
+  const relative = path.relative(path.resolve(parent), dir);
+  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
 }
 
 async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
@@ -158,11 +169,11 @@ async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   }
 }
 
-async function initdb(dataDir: string, name: string, sink: LineSink | undefined, runAs: OsUser | undefined): Promise<void> {
+async function initdb(dataDir: string, name: string, sink: LineSink | undefined, runAs: OsUser | undefined, noSync: boolean): Promise<void> {
   const run = await startProcess({
     name: `${name}-init`,
     command: path.join(postgresBinDir, 'initdb'),
-    args: ['-D', dataDir, '-U', postgresUser, '-E', 'UTF8', '--locale=C.UTF-8', '--auth=trust', '--no-instructions'],
+    args: ['-D', dataDir, '-U', postgresUser, '-E', 'UTF8', '--locale=C.UTF-8', '--auth=trust', '--no-instructions', ...(noSync ? ['--no-sync'] : [])],
     env: serverEnv(),
     uid: runAs?.uid,
     gid: runAs?.gid,

@@ -82,7 +82,7 @@ export async function startProcess(opts: ManagedProcessOptions): Promise<Managed
           return;
         }
         killGroup(pid, opts.stopSignal ?? 'SIGTERM');
-        const done = await Promise.race([exited.then(() => true), sleep(opts.stopTimeoutMs ?? 10_000).then(() => false)]);
+        const done = await Promise.race([exited.then(() => true), sleep(opts.stopTimeoutMs ?? 10_000, undefined, { ref: false }).then(() => false)]);
         // Whatever the leader left behind in its group goes too.
         killGroup(pid, 'SIGKILL');
         if (!done) await exited;

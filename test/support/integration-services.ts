@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/services/process.ts';
-import { startPostgres } from '../../scripts/services/postgres.ts';
+import { startPostgres, testSettings } from '../../scripts/services/postgres.ts';
 import { startTemporalDevServer } from '../../scripts/services/temporal.ts';
 import { startMinio } from '../../scripts/services/minio.ts';
 
@@ -22,13 +22,20 @@ export default async function setup(): Promise<() => Promise<void>> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const [postgres, temporal, minio] = await Promise.all([
-      startPostgres({ dataDir: path.join(dir, 'postgres'), port: await freePort(), sink: quiet }),
-      startTemporalDevServer({ dataDir: path.join(dir, 'temporal'), port: await freePort(), uiPort: null, sink: quiet }),
-      startMinio({ dataDir: path.join(dir, 'minio'), port: await freePort(), consolePort: await freePort(),
-        accessKeyId: 'berth-test', secretAccessKey: 'berth-test-secret', buckets: ['berth-test'], sink: quiet }),
-    ]);
-    stops.push(postgres.stop, temporal.stop, minio.stop);
+    // Each service's stop is kept as soon as it runs, so a failure to start another stops it too.
+    const started = <T extends { stop(): Promise<void> }>(service: Promise<T>) =>
+      service.then((s) => { stops.push(s.stop); return s; });
+    const results = await Promise.allSettled([
+      started(startPostgres({ dataDir: path.join(dir, 'postgres'), port: await freePort(), sink: quiet, settings: testSettings })),
+      started(startTemporalDevServer({ dataDir: path.join(dir, 'temporal'), port: await freePort(), uiPort: null, sink: quiet })),
+      started(startMinio({ dataDir: path.join(dir, 'minio'), port: await freePort(), consolePort: await freePort(),
+        accessKeyId: 'berth-test', secretAccessKey: 'berth-test-secret', buckets: ['berth-test'], sink: quiet })),
+    ] as const);
+    // Wait for all of them before giving up, so none is left running behind a failed start.
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+    const [postgres, temporal, minio] = results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
+      Awaited<ReturnType<typeof startPostgres>>, Awaited<ReturnType<typeof startTemporalDevServer>>, Awaited<ReturnType<typeof startMinio>>,
+    ];
     Object.assign(process.env, {
       DATABASE_URL: postgres.url,
       TEMPORAL_ADDRESS: temporal.address,

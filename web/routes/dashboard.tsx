@@ -1,4 +1,4 @@
-import type { Route } from './+types/dashboard';
+import type { Route } from './+types/dashboard.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Dashboard — Berth' }];

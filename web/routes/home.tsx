@@ -1,4 +1,4 @@
-import type { Route } from './+types/home';
+import type { Route } from './+types/home.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Berth — your own AI assistant on your own server' }];

@@ -29,7 +29,8 @@ export class RateBudget {
         await sleep(this.blockedUntilMs - now);
         continue;
       }
-      const available = this.estimate(now) - this.inFlight;
+      // Until the first response tells us the budget, probe with one request at a time.
+      const available = this.remaining === undefined ? 1 - this.inFlight : this.estimate(now) - this.inFlight;
       if (available >= 1) {
         this.inFlight++;
         return;

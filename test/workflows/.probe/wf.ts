@@ -1,4 +1,5 @@
-import { upsertSearchAttributes, defineSearchAttributeKey, sleep, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import { upsertSearchAttributes, sleep, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import { helper } from './helper.ts';
 const Stage = defineSearchAttributeKey('Stage', 'KEYWORD');
 const NA = defineSearchAttributeKey('NeedsAttention', 'BOOL');

@@ -1,0 +1,113 @@
+/**
+ * What a backed-up tree looked like, listed on the server by `find` and `sha256sum`, so the manifest
+ * records it and a restore can be checked against it with the same command.
+ */
+import { createHash } from 'node:crypto';
+import type { Client } from 'ssh2';
+import { ErrorType } from '../../lib/errors.ts';
+import { backupFailure } from './errors.ts';
+import { mustRun, shq } from './ssh.ts';
+
+/** One filesystem entry: find's %y type, octal mode, numeric owner, size (files only), mtime, links. */
+export interface TreeEntry {
+  path: string;
+  type: string;
+  mode: string;
+  uid: number;
+  gid: number;
+  /** Bytes for regular files and symlinks; null for directories, whose size depends on history. */
+  size: number | null;
+  /** Seconds since the epoch with nanoseconds, as find prints %T@. */
+  mtime: string;
+  nlink: number;
+  /** Symlink target, '' otherwise. */
+  target: string;
+  /** SHA-256 of a regular file's contents. */
+  sha256?: string;
+}
+
+export interface TreeSummary {
+  entries: TreeEntry[];
+  fileCount: number;
+  dirCount: number;
+  symlinkCount: number;
+  /** Sum of regular files' apparent sizes. */
+  totalBytes: number;
+  /** SHA-256 over the sorted entries: equal digests, equal trees. */
+  digest: string;
+}
+
+/** Paths to back up are relative to the backup root, without '..' or a leading '-'. */
+export function checkRelativePath(p: string): string {
+  const clean = p.replace(/^\/+/, '').replace(/\/+$/, '');
+  if (!clean || clean.split('/').some((part) => part === '..' || part === '') || clean.startsWith('-')) {
+    throw backupFailure(ErrorType.Misconfigured, `backup path ${JSON.stringify(p)} must be a plain path under the root`);
+  }
+  return clean;
+}
+
+const FIELDS = 9;
+
+/** Lists `paths` under `root` on the server: metadata of every entry plus contents' SHA-256. */
+export async function listRemoteTree(client: Client, root: string, paths: readonly string[]): Promise<TreeSummary> {
+  const starts = paths.map((p) => shq(`./${p}`)).join(' ');
+  const cd = `cd ${shq(root)}`;
+  const listing = await mustRun(client, `${cd} && find ${starts} -printf '%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%n\\0%l\\0%p\\0'`, 'listing the tree');
+  const hashes = await mustRun(client, `${cd} && find ${starts} -type f -exec sha256sum -z -- {} +`, 'hashing the tree');
+
+  const sums = new Map<string, string>();
+  for (const record of splitNul(hashes)) {
+    // sha256sum -z prints "<64 hex>  <name>" without escaping the name.
+    sums.set(record.slice(66), record.slice(0, 64));
+  }
+  const fields = splitNul(listing);
+  if (fields.length % FIELDS !== 0) throw backupFailure(ErrorType.Transient, 'tree listing was cut short');
+  const entries: TreeEntry[] = [];
+  for (let i = 0; i < fields.length; i += FIELDS) {
+    const [type, mode, uid, gid, size, mtime, nlink, target, path] = fields.slice(i, i + FIELDS) as string[] as [string, string, string, string, string, string, string, string, string];
+    const entry: TreeEntry = { path, type, mode, uid: Number(uid), gid: Number(gid), size: type === 'd' ? null : Number(size), mtime, nlink: Number(nlink), target };
+    if (type === 'f') entry.sha256 = sums.get(path);
+    entries.push(entry);
+  }
+  return summarize(entries);
+}
+
+function splitNul(buf: Buffer): string[] {
+  const text = buf.toString('utf8');
+  const parts = text.split('\0');
+  if (parts.at(-1) === '') parts.pop();
+  return parts;
+}
+
+export function summarize(unsorted: TreeEntry[]): TreeSummary {
+  const entries = [...unsorted].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const hash = createHash('sha256');
+  let fileCount = 0, dirCount = 0, symlinkCount = 0, totalBytes = 0;
+  for (const e of entries) {
+    hash.update(JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.size, e.mtime, e.nlink, e.target, e.sha256 ?? null]));
+    hash.update('\n');
+    if (e.type === 'f') { fileCount++; totalBytes += e.size ?? 0; }
+    else if (e.type === 'd') dirCount++;
+    else if (e.type === 'l') symlinkCount++;
+  }
+  return { entries, fileCount, dirCount, symlinkCount, totalBytes, digest: hash.digest('hex') };
+}
+
+/** The first few differences between an expected and an actual tree, for an error message. */
+export function treeDifferences(expected: readonly TreeEntry[], actual: readonly TreeEntry[], limit = 5): string[] {
+  const key = (e: TreeEntry) => JSON.stringify(e);
+  const byPath = new Map(actual.map((e) => [e.path, e]));
+  const out: string[] = [];
+  for (const e of expected) {
+    const a = byPath.get(e.path);
+    if (!a) out.push(`missing ${JSON.stringify(e.path)}`);
+    else if (key(a) !== key(e)) out.push(`differs ${JSON.stringify(e.path)}: expected ${key(e)}, found ${key(a)}`);
+    byPath.delete(e.path);
+    if (out.length >= limit) return out;
+  }
+  for (const path of byPath.keys()) {
+    out.push(`unexpected ${JSON.stringify(path)}`);
+    if (out.length >= limit) break;
+  }
+  return out;
+}

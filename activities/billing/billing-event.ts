@@ -1,0 +1,46 @@
+import type { Plan } from '../../db/database.ts';
+
+/**
+ * What a Stripe event means to Berth. The customer workflow receives these (one signal per Stripe
+ * event), deduplicates them by `eventId` and ignores stale ones by `created`.
+ */
+export const billingEventTypes = [
+  /** Checkout finished: the customer has a Stripe customer and subscription. */
+  'checkout.completed',
+  /** The subscription was created or changed (plan, period, cancel at period end, status). */
+  'subscription.updated',
+  /** The subscription ended: access ends at `accessEndsAt`. */
+  'subscription.deleted',
+  /** An invoice was paid: access runs until `accessEndsAt`. */
+  'payment.succeeded',
+  /** A payment attempt failed: the paid period ends at `accessEndsAt`; grace starts. */
+  'payment.failed',
+  /** The bank wants the customer to authenticate (3-D Secure): like a failure until they do. */
+  'payment.action_required',
+] as const;
+export type BillingEventType = (typeof billingEventTypes)[number];
+
+/** Plain JSON (ISO strings for times) so it travels as a Temporal signal argument unchanged. */
+export interface BillingEvent {
+  /** Stripe's event id (evt_...): the workflow's deduplication key. */
+  eventId: string;
+  type: BillingEventType;
+  /** When Stripe created the event (ISO 8601): orders events that arrive out of order. */
+  created: string;
+  /** Until when the customer has paid access (ISO 8601), or null when this event does not say. */
+  accessEndsAt: string | null;
+  /** The plan bought, or null when this event does not say. */
+  plan: Plan | null;
+  /** True when the subscription will not renew (canceled at period end or at a set time); null: unknown. */
+  cancelAtPeriodEnd: boolean | null;
+  /** Stripe's subscription status when the event carries a subscription ('active', 'past_due', ...). */
+  subscriptionStatus: string | null;
+  stripeCustomerId: string | null;
+  stripeSubscriptionId: string | null;
+  stripeInvoiceId: string | null;
+}
+
+/** The id of the customer workflow that billing events are delivered to. */
+export function customerWorkflowId(userId: string): string {
+  return `customer-${userId}`;
+}

@@ -1,0 +1,218 @@
+import type Stripe from 'stripe';
+import type { Plan } from '../../db/database.ts';
+import type { BillingEvent, BillingEventType } from './billing-event.ts';
+import { isPlan, planForPriceId, type Plans } from './plans.ts';
+
+/** The Stripe event types Berth acts on; every other type is acknowledged and ignored. */
+export const handledStripeEventTypes = [
+  'checkout.session.completed',
+  'customer.subscription.created',
+  'customer.subscription.updated',
+  'customer.subscription.deleted',
+  'invoice.paid',
+  'invoice.payment_failed',
+  'invoice.payment_action_required',
+] as const satisfies readonly Stripe.Event.Type[];
+export type HandledStripeEventType = (typeof handledStripeEventTypes)[number];
+
+export function isHandledStripeEventType(type: string): type is HandledStripeEventType {
+  return (handledStripeEventTypes as readonly string[]).includes(type);
+}
+
+/** Metadata key holding Berth's user id on Checkout Sessions, subscriptions and customers. */
+export const userIdMetadataKey = 'user_id';
+/** Metadata key holding the plan on Checkout Sessions and subscriptions. */
+export const planMetadataKey = 'plan';
+
+/** A normalized event plus what it says about whose it is; the webhook resolves the user from this. */
+export interface NormalizedStripeEvent {
+  event: BillingEvent;
+  /** Berth's user id when the event carries it (client_reference_id or metadata). */
+  userId: string | null;
+  /** The invoice to mirror into the invoices table, for invoice.* events. */
+  invoice: InvoiceSnapshot | null;
+}
+
+/** The columns of the invoices table that a Stripe invoice fills. */
+export interface InvoiceSnapshot {
+  stripeInvoiceId: string;
+  stripeSubscriptionId: string | null;
+  stripeCustomerId: string | null;
+  amountMinor: number;
+  currency: string;
+  status: 'draft' | 'open' | 'paid' | 'uncollectible' | 'void';
+  periodStart: Date | null;
+  periodEnd: Date | null;
+  hostedInvoiceUrl: string | null;
+  created: Date;
+}
+
+/**
+ * Turns a Stripe event (API 2025-03-31.basil or later) into Berth's billing event, or null when
+ * Berth does not act on its type. Pure: no I/O, so unit tests call it directly.
+ */
+export function normalizeStripeEvent(event: Stripe.Event, plans: Plans): NormalizedStripeEvent | null {
+  const base = { eventId: event.id, created: isoFromUnix(event.created) };
+  switch (event.type) {
+    case 'checkout.session.completed': {
+      const session = event.data.object;
+      if (session.mode !== 'subscription') return null;
+      const metadata = session.metadata ?? {};
+      return {
+        userId: session.client_reference_id ?? metadata[userIdMetadataKey] ?? null,
+        invoice: null,
+        event: {
+          ...base,
+          type: 'checkout.completed',
+          accessEndsAt: null,
+          plan: planFromMetadata(metadata),
+          cancelAtPeriodEnd: null,
+          subscriptionStatus: null,
+          stripeCustomerId: idOf(session.customer),
+          stripeSubscriptionId: idOf(session.subscription),
+          stripeInvoiceId: idOf(session.invoice),
+        },
+      };
+    }
+    case 'customer.subscription.created':
+    case 'customer.subscription.updated':
+    case 'customer.subscription.deleted': {
+      const subscription = event.data.object;
+      const type: BillingEventType = event.type === 'customer.subscription.deleted' ? 'subscription.deleted' : 'subscription.updated';
+      return {
+        userId: subscription.metadata[userIdMetadataKey] ?? null,
+        invoice: null,
+        event: {
+          ...base,
+          type,
+          accessEndsAt: isoOrNull(subscriptionAccessEnd(subscription)),
+          plan: planOfSubscription(subscription, plans),
+          cancelAtPeriodEnd: subscription.cancel_at_period_end || subscription.cancel_at !== null,
+          subscriptionStatus: subscription.status,
+          stripeCustomerId: idOf(subscription.customer),
+          stripeSubscriptionId: subscription.id,
+          stripeInvoiceId: null,
+        },
+      };
+    }
+    case 'invoice.paid':
+    case 'invoice.payment_failed':
+    case 'invoice.payment_action_required': {
+      const invoice = event.data.object;
+      const details = invoice.parent?.subscription_details ?? null;
+      const periods = subscriptionLinePeriods(invoice);
+      const type: BillingEventType =
+        event.type === 'invoice.paid' ? 'payment.succeeded' : event.type === 'invoice.payment_failed' ? 'payment.failed' : 'payment.action_required';
+      // Paid: access runs to the end of the billed period. Not paid: only to its start, which is
+      // where the previously paid period ends.
+      const accessEnds = periods.length === 0 ? null : type === 'payment.succeeded' ? Math.max(...periods.map((p) => p.end)) : Math.min(...periods.map((p) => p.start));
+      const snapshot = invoiceSnapshot(invoice);
+      return {
+        userId: details?.metadata?.[userIdMetadataKey] ?? invoice.metadata?.[userIdMetadataKey] ?? null,
+        invoice: snapshot,
+        event: {
+          ...base,
+          type,
+          accessEndsAt: isoOrNull(accessEnds),
+          plan: planOfInvoice(invoice, plans) ?? planFromMetadata(details?.metadata ?? {}),
+          cancelAtPeriodEnd: null,
+          subscriptionStatus: null,
+          stripeCustomerId: idOf(invoice.customer),
+          stripeSubscriptionId: details ? idOf(details.subscription) : null,
+          stripeInvoiceId: invoice.id,
+        },
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+/**
+ * Until when a subscription gives access. Since basil the period lives on each item; a
+ * subscription set to cancel at a time ends then; an ended one ended at `ended_at`.
+ */
+export function subscriptionAccessEnd(subscription: Stripe.Subscription): number | null {
+  const periodEnds = subscription.items.data.map((item) => item.current_period_end);
+  const periodEnd = periodEnds.length > 0 ? Math.max(...periodEnds) : null;
+  if (subscription.ended_at !== null) return subscription.ended_at;
+  if (subscription.cancel_at !== null) return periodEnd === null ? subscription.cancel_at : Math.min(subscription.cancel_at, periodEnd);
+  return periodEnd;
+}
+
+/** The invoices-table row for a Stripe invoice (amounts in integer minor units, as Stripe sends them). */
+export function invoiceSnapshot(invoice: Stripe.Invoice): InvoiceSnapshot {
+  const periods = subscriptionLinePeriods(invoice);
+  const details = invoice.parent?.subscription_details ?? null;
+  // A subscription invoice's own period_start/period_end describe the previous period (Stripe's
+  // convention); the billed period is on its subscription lines.
+  const start = periods.length > 0 ? Math.min(...periods.map((p) => p.start)) : invoice.period_start;
+  const end = periods.length > 0 ? Math.max(...periods.map((p) => p.end)) : invoice.period_end;
+  return {
+    stripeInvoiceId: invoice.id,
+    stripeSubscriptionId: details ? idOf(details.subscription) : null,
+    stripeCustomerId: idOf(invoice.customer),
+    amountMinor: invoice.total,
+    currency: invoice.currency.toLowerCase(),
+    status: invoiceStatus(invoice.status),
+    periodStart: new Date(start * 1000),
+    periodEnd: new Date(Math.max(start, end) * 1000),
+    hostedInvoiceUrl: invoice.hosted_invoice_url ?? null,
+    created: new Date(invoice.created * 1000),
+  };
+}
+
+function invoiceStatus(status: Stripe.Invoice['status']): InvoiceSnapshot['status'] {
+  switch (status) {
+    case 'open':
+      return 'open';
+    case 'paid':
+      return 'paid';
+    case 'uncollectible':
+      return 'uncollectible';
+    case 'void':
+      return 'void';
+    default:
+      return 'draft';
+  }
+}
+
+function subscriptionLinePeriods(invoice: Stripe.Invoice): { start: number; end: number }[] {
+  return invoice.lines.data.filter((line) => line.parent?.type === 'subscription_item_details').map((line) => line.period);
+}
+
+function planOfSubscription(subscription: Stripe.Subscription, plans: Plans): Plan | null {
+  for (const item of subscription.items.data) {
+    const plan = planForPriceId(plans, item.price.id);
+    if (plan) return plan;
+  }
+  return planFromMetadata(subscription.metadata);
+}
+
+function planOfInvoice(invoice: Stripe.Invoice, plans: Plans): Plan | null {
+  for (const line of invoice.lines.data) {
+    const price = line.pricing?.price_details?.price;
+    const plan = price === undefined ? null : planForPriceId(plans, idOf(price) ?? '');
+    if (plan) return plan;
+  }
+  return null;
+}
+
+function planFromMetadata(metadata: Stripe.Metadata): Plan | null {
+  const plan = metadata[planMetadataKey];
+  return isPlan(plan) ? plan : null;
+}
+
+/** The id of an expandable field, whether Stripe sent the id or the object. */
+export function idOf(value: string | { id?: string } | null | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  return typeof value === 'string' ? value : (value.id ?? null);
+}
+
+function isoFromUnix(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
+}
+
+function isoOrNull(seconds: number | null): string | null {
+  return seconds === null ? null : isoFromUnix(seconds);
+}

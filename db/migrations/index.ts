@@ -1,0 +1,17 @@
+import type { Migration, MigrationProvider } from 'kysely/migration';
+import * as initial from './2026-11-26T00-00-00-initial.ts';
+
+/**
+ * Every migration, in order, listed by hand: no folder scanning, so a bundle or a typo cannot
+ * silently drop one. Name = ISO date of writing; Kysely runs them in name order.
+ */
+export const migrations: Readonly<Record<string, Migration>> = {
+  '2026-11-26T00-00-00-initial': initial,
+};
+
+/** The Kysely MigrationProvider that returns exactly the list above. */
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return { ...migrations };
+  },
+};

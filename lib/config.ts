@@ -1,0 +1,201 @@
+import { z } from 'zod';
+
+/**
+ * Configuration helpers shared by every process (api, worker, db cli). Each process owns one zod
+ * schema over the environment; parsing it lists every missing or bad variable in one message.
+ * Local defaults make a bare checkout run with no .env file; production refuses the ones that are
+ * secrets.
+ */
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The local development values: what the run command starts and the defaults below use. The
+ * service starters read the same values, so there is one place to change a port or a dev key.
+ */
+export const localDefaults = {
+  DATABASE_URL: 'postgres://berth@127.0.0.1:54329/berth',
+  TEMPORAL_ADDRESS: '127.0.0.1:7233',
+  TEMPORAL_NAMESPACE: 'default',
+  TEMPORAL_TASK_QUEUE: 'berth',
+  AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000',
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'berth-local',
+  AWS_SECRET_ACCESS_KEY: 'berth-local-minio-secret',
+  S3_BUCKET: 'berth-backups',
+  HCLOUD_ENDPOINT: 'http://127.0.0.1:4010/v1',
+  HCLOUD_TOKEN: 'berth-local-hcloud-token',
+  STRIPE_WEBHOOK_SECRET: 'whsec_berth_local_development_secret',
+  SMTP_URL: 'smtp://127.0.0.1:1025',
+  MAIL_FROM: 'Berth <hello@berth.localhost>',
+  APP_URL: 'http://localhost:3000',
+  PORT: 3000,
+  SESSION_SECRET: 'berth-local-development-session-secret-not-for-production',
+  // 32 bytes, base64: AES-256. Anyone can read this line, so production refuses it.
+  MASTER_KEY: Buffer.from('berth-local-dev-master-key-32by!').toString('base64'),
+  MASTER_KEY_ID: 'local-1',
+  LOG_LEVEL: 'info',
+} as const;
+
+/** One bad variable and what is wrong with it, in words a person can act on. */
+export interface ConfigProblem {
+  variable: string;
+  message: string;
+}
+
+/** The configuration of `processName` is unusable; `message` names every bad variable. */
+export class ConfigError extends Error {
+  readonly problems: readonly ConfigProblem[];
+  constructor(processName: string, problems: readonly ConfigProblem[]) {
+    super(formatConfigProblems(processName, problems));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/**
+ * Parses `env` with `schema`. Empty values count as unset (so `FOO=` in a file means "use the
+ * default"). Throws ConfigError listing every problem at once, never just the first.
+ */
+export function parseConfig<S extends z.ZodType>(schema: S, env: Env, processName: string): z.output<S> {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
+  const result = schema.safeParse(present);
+  if (result.success) return result.data;
+  throw new ConfigError(processName, problemsFrom(result.error));
+}
+
+/**
+ * For a process's entry point: parse, or print the one message to stderr and exit 1. Exit rather
+ * than throw so that a misconfigured process says why in one place and stops at once.
+ */
+export function loadConfigOrExit<S extends z.ZodType>(schema: S, env: Env, processName: string): z.output<S> {
+  try {
+    return parseConfig(schema, env, processName);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+}
+
+export function formatConfigProblems(processName: string, problems: readonly ConfigProblem[]): string {
+  const width = Math.max(...problems.map((p) => p.variable.length));
+  const count = problems.length === 1 ? '1 variable' : `${problems.length} variables`;
+  return [
+    `${processName}: invalid configuration (${count}); set these in the environment, see .env.example:`,
+    ...problems.map((p) => `  ${p.variable.padEnd(width)}  ${p.message}`),
+  ].join('\n');
+}
+
+/** One problem per variable (several messages for one variable are joined), in a stable order. */
+function problemsFrom(error: z.ZodError): ConfigProblem[] {
+  const byVariable = new Map<string, string[]>();
+  for (const issue of error.issues) {
+    const variable = issue.path.length > 0 ? issue.path.map(String).join('.') : '(environment)';
+    const messages = byVariable.get(variable) ?? [];
+    if (!messages.includes(issue.message)) messages.push(issue.message);
+    byVariable.set(variable, messages);
+  }
+  return [...byVariable].map(([variable, messages]) => ({ variable, message: messages.join('; ') }));
+}
+
+// ---- field builders: messages never echo the value (it may be a secret) ----
+
+export const nodeEnv = z
+  .enum(['development', 'test', 'production'], { message: 'must be development, test or production' })
+  .default('development');
+
+export const logLevel = z
+  .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    message: 'must be one of fatal, error, warn, info, debug, trace, silent',
+  })
+  .default(localDefaults.LOG_LEVEL);
+
+/** A URL whose scheme is one of `protocols` (without the colon). */
+export function url(protocols: readonly string[], fallback?: string) {
+  const schema = z.string().refine((value) => {
+    try {
+      return protocols.includes(new URL(value).protocol.replace(/:$/, ''));
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}`);
+  return fallback === undefined ? schema : schema.default(fallback);
+}
+
+/** `host:port`, as Temporal addresses are written. */
+export function hostPort(fallback: string) {
+  return z
+    .string()
+    .regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233')
+    .default(fallback);
+}
+
+export function port(fallback: number) {
+  const message = 'must be a TCP port (1-65535)';
+  return z
+    .string()
+    .regex(/^\d{1,5}$/, message)
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 65535, message)
+    .default(fallback);
+}
+
+/** A non-empty string with a local default. */
+export function text(fallback: string) {
+  return z.string().default(fallback);
+}
+
+/** A secret of at least `minLength` characters, with a development default production refuses. */
+export function secret(fallback: string, minLength = 1) {
+  return z.string().min(minLength, `must be at least ${minLength} characters`).default(fallback);
+}
+
+/** A base64 AES-256 key: exactly 32 bytes once decoded. */
+export function aes256Key(fallback: string) {
+  return z
+    .string()
+    .refine((value) => /^[A-Za-z0-9+/]+={0,2}$/.test(value) && Buffer.from(value, 'base64').length === 32, {
+      message: 'must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)',
+    })
+    .default(fallback);
+}
+
+/**
+ * A refinement for a process schema: when NODE_ENV=production, each listed variable must not hold
+ * its development default (set or defaulted, both refused) and each `required` one must be set.
+ * It runs even when other variables are bad, so the one message lists everything.
+ */
+export function productionRules(opts: { devDefaults: Readonly<Record<string, string>>; required?: readonly string[] }) {
+  return [
+    (config: Record<string, unknown>, ctx: z.RefinementCtx) => {
+      if (config.NODE_ENV !== 'production') return;
+      for (const [variable, devValue] of Object.entries(opts.devDefaults)) {
+        if (config[variable] === devValue) {
+          ctx.addIssue({ code: 'custom', path: [variable], message: 'must be set in production (the development default is refused)' });
+        }
+      }
+      for (const variable of opts.required ?? []) {
+        if (config[variable] === undefined) {
+          ctx.addIssue({ code: 'custom', path: [variable], message: 'is required in production' });
+        }
+      }
+    },
+    { when: () => true },
+  ] as const;
+}
+
+/** Variables more than one process reads, defined once so they mean the same everywhere. */
+export const commonFields = {
+  NODE_ENV: nodeEnv,
+  LOG_LEVEL: logLevel,
+  APP_URL: url(['http', 'https'], localDefaults.APP_URL),
+  DATABASE_URL: url(['postgres', 'postgresql'], localDefaults.DATABASE_URL),
+  TEMPORAL_ADDRESS: hostPort(localDefaults.TEMPORAL_ADDRESS),
+  TEMPORAL_NAMESPACE: text(localDefaults.TEMPORAL_NAMESPACE),
+  TEMPORAL_TASK_QUEUE: text(localDefaults.TEMPORAL_TASK_QUEUE),
+  /** Absent: billing runs locally (local checkout page, signed webhooks) instead of Stripe. */
+  STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret key (sk_test_..., sk_live_...)').optional(),
+  MASTER_KEY: aes256Key(localDefaults.MASTER_KEY),
+  MASTER_KEY_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be a short key id (letters, digits, . _ -)').default(localDefaults.MASTER_KEY_ID),
+};

@@ -1,0 +1,56 @@
+/** The local cloud's fixed catalogue: locations, data centres, server types and system images. */
+
+export interface SimLocation {
+  id: number;
+  name: string;
+  description: string;
+  country: string;
+  city: string;
+  latitude: number;
+  longitude: number;
+  network_zone: string;
+  datacenter: { id: number; name: string; description: string };
+}
+
+export const locations: SimLocation[] = [
+  { id: 1, name: 'fsn1', description: 'Falkenstein DC Park 1', country: 'DE', city: 'Falkenstein', latitude: 50.47612, longitude: 12.370071, network_zone: 'eu-central', datacenter: { id: 4, name: 'fsn1-dc14', description: 'Falkenstein 1 virtual DC 14' } },
+  { id: 2, name: 'nbg1', description: 'Nuremberg DC Park 1', country: 'DE', city: 'Nuremberg', latitude: 49.452102, longitude: 11.076665, network_zone: 'eu-central', datacenter: { id: 2, name: 'nbg1-dc3', description: 'Nuremberg 1 virtual DC 3' } },
+  { id: 3, name: 'hel1', description: 'Helsinki DC Park 1', country: 'FI', city: 'Helsinki', latitude: 60.169855, longitude: 24.938379, network_zone: 'eu-central', datacenter: { id: 3, name: 'hel1-dc2', description: 'Helsinki 1 virtual DC 2' } },
+  { id: 4, name: 'ash', description: 'Ashburn, VA', country: 'US', city: 'Ashburn, VA', latitude: 39.045821, longitude: -77.487073, network_zone: 'us-east', datacenter: { id: 5, name: 'ash-dc1', description: 'Ashburn virtual DC 1' } },
+];
+
+export interface SimServerType {
+  id: number;
+  name: string;
+  cores: number;
+  memory: number;
+  disk: number;
+  cpu_type: 'shared' | 'dedicated';
+  architecture: 'x86' | 'arm';
+  monthlyNet: string;
+  /** Locations where the type is sold at all. */
+  locationNames: string[];
+}
+
+const eu = ['fsn1', 'nbg1', 'hel1'];
+export const serverTypes: SimServerType[] = [
+  { id: 114, name: 'cx23', cores: 2, memory: 4, disk: 40, cpu_type: 'shared', architecture: 'x86', monthlyNet: '3.4900', locationNames: eu },
+  { id: 115, name: 'cx33', cores: 4, memory: 8, disk: 80, cpu_type: 'shared', architecture: 'x86', monthlyNet: '5.4900', locationNames: eu },
+  { id: 116, name: 'cx43', cores: 8, memory: 16, disk: 160, cpu_type: 'shared', architecture: 'x86', monthlyNet: '9.4900', locationNames: eu },
+  { id: 117, name: 'cx53', cores: 16, memory: 32, disk: 320, cpu_type: 'shared', architecture: 'x86', monthlyNet: '17.4900', locationNames: eu },
+  { id: 108, name: 'cpx22', cores: 2, memory: 4, disk: 80, cpu_type: 'shared', architecture: 'x86', monthlyNet: '6.4900', locationNames: [...eu, 'ash'] },
+  { id: 45, name: 'cax11', cores: 2, memory: 4, disk: 40, cpu_type: 'shared', architecture: 'arm', monthlyNet: '3.7900', locationNames: ['fsn1', 'nbg1', 'hel1'] },
+];
+
+export interface SimSystemImage {
+  id: number;
+  name: string;
+  description: string;
+  os_flavor: 'debian' | 'ubuntu';
+  os_version: string;
+}
+
+export const systemImages: SimSystemImage[] = [
+  { id: 114690387, name: 'debian-12', description: 'Debian 12', os_flavor: 'debian', os_version: '12' },
+  { id: 161547269, name: 'ubuntu-24.04', description: 'Ubuntu 24.04', os_flavor: 'ubuntu', os_version: '24.04' },
+];

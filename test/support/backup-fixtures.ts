@@ -1,0 +1,174 @@
+/**
+ * Shared pieces of the backup integration tests: an S3 client on the tier's MinIO, a backup service
+ * on a real sshd and a real `backups` table, a hostile directory tree, and an exact tree listing.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { createLogger } from '../../lib/log.ts';
+import { createBackupService, createKyselyBackupStore, type BackupServiceConfig } from '../../activities/backups/index.ts';
+import { createTestDatabase, type TestDatabase } from './db.ts';
+import { startSshd, type TestSshd } from './sshd.ts';
+
+const run = promisify(execFile);
+
+export function testS3(): S3Client {
+  return new S3Client({
+    endpoint: process.env.AWS_ENDPOINT_URL_S3,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID!, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY! },
+  });
+}
+
+export function testBucket(): string {
+  const bucket = process.env.S3_BUCKET;
+  if (!bucket) throw new Error('S3_BUCKET is not set: run through the integration project');
+  return bucket;
+}
+
+export const masterKeys = { 'test-k1': randomBytes(32) };
+
+export interface BackupWorld {
+  sshd: TestSshd;
+  database: TestDatabase;
+  s3: S3Client;
+  bucket: string;
+  /** Unique object key prefix of this suite. */
+  keyPrefix: string;
+  userId: string;
+  /** Local scratch directory; the sshd serves the same filesystem. */
+  dir: string;
+  /** The service's base config: pass overrides to service(). */
+  config: BackupServiceConfig;
+  service: (overrides?: Partial<BackupServiceConfig>) => ReturnType<typeof createBackupService>;
+  stop(): Promise<void>;
+}
+
+/** sshd + migrated scratch schema + a user + a backup service backing up `<dir>/src` (relative to /). */
+export async function startBackupWorld(name: string): Promise<BackupWorld> {
+  const dir = await mkdtemp(path.join(tmpdir(), `berth-${name}-`));
+  const [sshd, database] = await Promise.all([startSshd(), createTestDatabase({ name })]);
+  const user = await database.db.insertInto('users')
+    .values({ email: `${name}-${randomBytes(3).toString('hex')}@example.test`, passwordHash: 'x', name })
+    .returning('id').executeTakeFirstOrThrow();
+  const s3 = testS3();
+  const bucket = testBucket();
+  const keyPrefix = `test-${name}-${randomBytes(4).toString('hex')}/`;
+  const config: BackupServiceConfig = {
+    s3, bucket, keyPrefix, masterKeys, currentKeyId: 'test-k1',
+    store: createKyselyBackupStore(database.db),
+    log: createLogger(name, 'silent'),
+    paths: [path.join(dir, 'src').slice(1)],
+    root: '/',
+    stateDir: path.join(dir, 'state'),
+    partSize: 5 * 1024 * 1024,
+  };
+  return {
+    sshd, database, s3, bucket, keyPrefix, userId: user.id, dir, config,
+    service: (overrides = {}) => createBackupService({ ...config, ...overrides }),
+    async stop() {
+      await sshd.stop();
+      await database.drop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Multipart uploads still open under a prefix (orphaned parts cost money and hide failures). */
+export async function openUploads(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const res = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  return (res.Uploads ?? []).map((u) => u.Key!);
+}
+
+export async function objectKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  return (res.Contents ?? []).map((o) => o.Key!);
+}
+
+/** Runs a bash script with `args` as $1, $2...; rejects with its stderr if it fails. */
+export async function sh(script: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script, 'bash', ...args], { maxBuffer: 256 * 1024 * 1024 });
+  return stdout;
+}
+
+/**
+ * A tree built to break naive backups: symlinks (relative, absolute, dangling, to a directory),
+ * hardlinks, a sparse file, a FIFO, unicode/space/newline/quote/dash names, empty files and
+ * directories, a deep path, a 255-byte name, odd modes (setuid, sticky, 000), foreign owners,
+ * nanosecond mtimes on files, directories and symlinks, and a large file of `bigBytes`.
+ */
+export async function buildHostileTree(dir: string, bigBytes: number): Promise<void> {
+  await sh(`
+    mkdir -p "$1" && cd "$1"
+    printf 'hello\\n' > plain.txt
+    printf 'unicode\\n' > 'ünïcødé-日本語-🙂.txt'
+    printf 'spaces\\n' > 'with  spaces .txt'
+    printf 'newline\\n' > $'new\\nline'
+    printf 'quotes\\n' > "q'uote\\"s"
+    printf 'dash\\n' > ./-dash
+    printf 'back\\\\slash\\n' > 'back\\slash'
+    : > empty-file
+    mkdir -p empty-dir 'nested/empty/dir' sticky
+    chmod 1777 sticky
+    d=deep; for i in $(seq 1 40); do d="$d/level$i"; done; mkdir -p "$d"; printf 'deep\\n' > "$d/leaf.txt"
+    printf 'long\\n' > "$(printf 'n%.0s' $(seq 1 255))"
+    ln -s plain.txt link-to-file
+    ln -s nested link-to-dir
+    ln -s does/not/exist dangling-link
+    ln -s /etc/hostname absolute-link
+    ln plain.txt hardlink-1 && ln plain.txt nested/hardlink-2
+    truncate -s 64M sparse.bin && printf 'island' | dd of=sparse.bin bs=1 seek=33554432 conv=notrunc status=none
+    mkfifo fifo
+    head -c 3145728 /dev/urandom > random.bin
+    head -c 4194304 < <(yes 'compressible line of text for zstd') > text.log
+    head -c ${bigBytes} /dev/urandom > big.bin
+    printf 'secret\\n' > private && chmod 000 private
+    printf '#!/bin/sh\\n' > setuid && chmod 4755 setuid
+    chmod 0640 random.bin
+    chown 1234:5678 random.bin && chown -h 4321:8765 link-to-file && chown 2222:3333 nested
+    touch -d '2001-02-03 04:05:06.123456789' plain.txt
+    touch -h -d '2002-03-04 05:06:07.987654321' link-to-file dangling-link
+    find . -depth -type d -exec touch -d '2003-04-05 06:07:08.555555555' {} +
+  `.replace(/^\s+/gm, ''), dir);
+}
+
+/**
+ * `find -printf` of every entry under `dir`, relative to it: type, mode, owner, size (not for
+ * directories), mtime in ns, link target, path, plus SHA-256 of file contents and which entries
+ * share an inode. Two equal listings mean two identical trees.
+ */
+export async function treeListing(dir: string): Promise<string[]> {
+  const out = await sh(`cd "$1" && find . -printf '%y %m %U:%G %s %T@ %n %i %l|%p\\0' | sort -z | tr '\\0' '\\036'`, dir);
+  const rows = out.split('\x1e').filter(Boolean).map((line) => {
+    const [type, mode, owner, size, mtime, nlink, inode, ...rest] = line.split(' ') as string[];
+    const tail = rest.join(' ');
+    return { type: type!, mode: mode!, owner: owner!, size: size!, mtime: mtime!, nlink: nlink!, inode: inode!, tail, relPath: tail.slice(tail.indexOf('|') + 1) };
+  }).sort((a, b) => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0));
+  const inodeNames = new Map<string, string>();
+  const result: string[] = [];
+  for (const r of rows) {
+    // Inode numbers differ between trees; which paths share one must not.
+    const first = inodeNames.get(r.inode) ?? r.relPath;
+    inodeNames.set(r.inode, first);
+    const hash = r.type === 'f' ? await fileSha256(path.join(dir, r.relPath)) : '-';
+    result.push([r.type, r.mode, r.owner, r.type === 'd' ? '-' : r.size, r.mtime, r.nlink, `inode-of:${first}`, r.tail, hash].join(' '));
+  }
+  return result;
+}
+
+/** Allocated 512-byte blocks of a file: small for a file that stayed sparse. */
+export async function allocatedBlocks(file: string): Promise<number> {
+  return Number((await sh('stat -c %b -- "$1"', file)).trim());
+}
+
+async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

@@ -1,0 +1,45 @@
+/**
+ * A stand-in customer workflow for billing tests: it receives billing-event signals, counts every
+ * delivery, drops duplicate event ids and folds each field by the newest `created` (what the real
+ * lifecycle workflow does with these fields), and answers a query with what it holds.
+ */
+import { condition, defineQuery, defineSignal, setHandler } from '@temporalio/workflow';
+import type { BillingEvent } from '../../activities/billing/billing-event.ts';
+
+export interface RecorderState {
+  /** Signals delivered, duplicates included. */
+  deliveries: number;
+  /** Distinct event ids applied, in arrival order. */
+  eventIds: string[];
+  accessEndsAt: string | null;
+  plan: string | null;
+  cancelAtPeriodEnd: boolean | null;
+  /** Last known payment state: 'paid' | 'failed' | 'action_required' | 'ended'. */
+  payment: string | null;
+}
+
+export const billingEventSignal = defineSignal<[BillingEvent]>('billingEvent');
+export const recorderStateQuery = defineQuery<RecorderState>('recorderState');
+
+export async function billingRecorder(_userId: string): Promise<void> {
+  const state: RecorderState = { deliveries: 0, eventIds: [], accessEndsAt: null, plan: null, cancelAtPeriodEnd: null, payment: null };
+  const newest: Record<string, string> = {};
+  const take = <K extends keyof RecorderState>(field: K, value: RecorderState[K] | null, created: string) => {
+    if (value === null) return;
+    if (newest[field] !== undefined && newest[field] > created) return;
+    newest[field] = created;
+    state[field] = value;
+  };
+  setHandler(billingEventSignal, (event) => {
+    state.deliveries += 1;
+    if (state.eventIds.includes(event.eventId)) return;
+    state.eventIds.push(event.eventId);
+    take('accessEndsAt', event.accessEndsAt, event.created);
+    take('plan', event.plan, event.created);
+    take('cancelAtPeriodEnd', event.cancelAtPeriodEnd, event.created);
+    const payment = { 'payment.succeeded': 'paid', 'payment.failed': 'failed', 'payment.action_required': 'action_required', 'subscription.deleted': 'ended' }[event.type as string];
+    take('payment', payment ?? null, event.created);
+  });
+  setHandler(recorderStateQuery, () => state);
+  await condition(() => false);
+}

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import { commonFields, loadConfigOrExit, localDefaults, parseConfig, productionRules, secret, text, url, type Env } from '../lib/config.ts';
+
+/** The worker's environment: Temporal, PostgreSQL, object storage, Hetzner, Stripe, mail, secrets. */
+export const workerConfigSchema = z
+  .object({
+    ...commonFields,
+    AWS_ENDPOINT_URL_S3: url(['http', 'https'], localDefaults.AWS_ENDPOINT_URL_S3),
+    AWS_REGION: text(localDefaults.AWS_REGION),
+    AWS_ACCESS_KEY_ID: secret(localDefaults.AWS_ACCESS_KEY_ID),
+    AWS_SECRET_ACCESS_KEY: secret(localDefaults.AWS_SECRET_ACCESS_KEY, 8),
+    S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z 0-9 . -)').default(localDefaults.S3_BUCKET),
+    HCLOUD_ENDPOINT: url(['http', 'https'], localDefaults.HCLOUD_ENDPOINT),
+    HCLOUD_TOKEN: secret(localDefaults.HCLOUD_TOKEN),
+    /** Absent: mail goes over SMTP to SMTP_URL (maildev locally). */
+    RESEND_API_KEY: z.string().regex(/^re_\w+$/, 'must be a Resend API key (re_...)').optional(),
+    RESEND_BASE_URL: url(['http', 'https']).optional(),
+    SMTP_URL: url(['smtp', 'smtps'], localDefaults.SMTP_URL),
+    MAIL_FROM: text(localDefaults.MAIL_FROM),
+  })
+  .superRefine(
+    ...productionRules({
+      devDefaults: {
+        AWS_ACCESS_KEY_ID: localDefaults.AWS_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY: localDefaults.AWS_SECRET_ACCESS_KEY,
+        HCLOUD_TOKEN: localDefaults.HCLOUD_TOKEN,
+        MASTER_KEY: localDefaults.MASTER_KEY,
+      },
+      required: ['STRIPE_SECRET_KEY'],
+    }),
+  )
+  .transform((env) => ({
+    ...env,
+    /** Which billing the worker talks to. */
+    billing: env.STRIPE_SECRET_KEY ? ('stripe' as const) : ('local' as const),
+    /** Which mail transport the worker uses. */
+    mailer: env.RESEND_API_KEY ? ('resend' as const) : ('smtp' as const),
+  }));
+
+export type WorkerConfig = z.output<typeof workerConfigSchema>;
+
+/** Parses the worker's config; throws ConfigError naming every bad variable. */
+export function parseWorkerConfig(env: Env = process.env): WorkerConfig {
+  return parseConfig(workerConfigSchema, env, 'worker');
+}
+
+/** The worker's entry point calls this: on bad configuration it prints one message and exits 1. */
+export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
+  return loadConfigOrExit(workerConfigSchema, env, 'worker');
+}
+
+// `node worker/config.ts` checks the environment without starting anything.
+if (import.meta.main) {
+  const config = loadWorkerConfig();
+  process.stdout.write(`worker: configuration OK (NODE_ENV=${config.NODE_ENV}, billing=${config.billing}, mailer=${config.mailer})\n`);
+}
