@@ -5,7 +5,8 @@
 import path from 'node:path';
 import { sql } from 'kysely';
 import { Client, Connection } from '@temporalio/client';
-import { loadApiConfig } from './config.ts';
+import { loadApiConfig, publicConfig } from './config.ts';
+import { createWebServices } from './services.ts';
 import { createApp } from './app.ts';
 import { createDb } from '../db/client.ts';
 import { createLogger } from '../lib/log.ts';
@@ -17,8 +18,17 @@ const db = createDb(config.DATABASE_URL);
 const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
 
+const services = createWebServices({
+  db,
+  temporal,
+  config: publicConfig(config),
+  secureCookies: config.APP_URL.startsWith('https://'),
+  log,
+});
+
 const app = createApp({
   log,
+  services,
   buildDir: path.join(rootDir, 'build'),
   readiness: {
     database: async () => {
@@ -29,7 +39,6 @@ const app = createApp({
     },
   },
 });
-void temporal;
 
 const server = app.listen(config.PORT, () => log.info({ port: config.PORT, url: config.APP_URL }, 'web server listening'));
 

@@ -1,4 +1,86 @@
+import { z } from 'zod';
+import type { Client } from '@temporalio/client';
+import type { Db, User } from '../db/database.ts';
+import { createUser, EmailTakenError, findUserByEmail } from '../db/repositories/users.ts';
+import type { Logger } from '../lib/log.ts';
+import type { PublicConfig } from './config.ts';
+import { hashPassword, verifyPassword } from './auth/passwords.ts';
+import { endSession, startSession, userOfRequest } from './auth/sessions.ts';
+
+/** Field errors for a form: what the person typed wrong, in words they can act on. */
+export type FieldErrors = Partial<Record<string, string>>;
+export type FormResult<T> = { ok: true; value: T } | { ok: false; errors: FieldErrors };
+
+export const registrationSchema = z.object({
+  name: z.string().trim().min(1, 'Please tell us your name.').max(100, 'That name is longer than 100 characters.'),
+  email: z.string().trim().toLowerCase().email('That does not look like an email address.').max(254, 'That email address is too long.'),
+  password: z.string().min(10, 'Use at least 10 characters.').max(200, 'Use at most 200 characters.'),
+});
+export const loginSchema = z.object({
+  email: z.string().trim().min(1, 'Enter your email address.'),
+  password: z.string().min(1, 'Enter your password.'),
+});
+
+function fieldErrors(error: z.ZodError): FieldErrors {
+  const errors: FieldErrors = {};
+  for (const issue of error.issues) {
+    const field = String(issue.path[0] ?? 'form');
+    errors[field] ??= issue.message;
+  }
+  return errors;
+}
+
 /** What the web app's loaders and actions may use on the server; built by api/main.ts. */
 export interface WebServices {
-  appUrl: string;
+  config: PublicConfig;
+  auth: {
+    register(form: Record<string, unknown>): Promise<FormResult<{ user: User; setCookie: string }>>;
+    login(form: Record<string, unknown>): Promise<FormResult<{ user: User; setCookie: string }>>;
+    logout(cookieHeader: string | null): Promise<string>;
+    currentUser(cookieHeader: string | null): Promise<User | null>;
+  };
+}
+
+export interface WebServiceDeps {
+  db: Db;
+  temporal: Client;
+  config: PublicConfig;
+  secureCookies: boolean;
+  log: Logger;
+  /** Called once a user exists: e.g. start the customer's lifecycle workflow. */
+  onRegistered?: (user: User) => Promise<void>;
+}
+
+export function createWebServices(deps: WebServiceDeps): WebServices {
+  const { db, secureCookies, log } = deps;
+  return {
+    config: deps.config,
+    auth: {
+      async register(form) {
+        const parsed = registrationSchema.safeParse(form);
+        if (!parsed.success) return { ok: false, errors: fieldErrors(parsed.error) };
+        try {
+          const { name, email, password } = parsed.data;
+          const user = await createUser(db, { name, email, passwordHash: await hashPassword(password) });
+          log.info({ userId: user.id }, 'user registered');
+          await deps.onRegistered?.(user);
+          return { ok: true, value: { user, setCookie: await startSession(db, user.id, secureCookies) } };
+        } catch (err) {
+          if (err instanceof EmailTakenError) return { ok: false, errors: { email: 'An account with this email exists already. Sign in instead?' } };
+          throw err;
+        }
+      },
+      async login(form) {
+        const parsed = loginSchema.safeParse(form);
+        if (!parsed.success) return { ok: false, errors: fieldErrors(parsed.error) };
+        const user = await findUserByEmail(db, parsed.data.email);
+        // The same answer whether the email is unknown or the password wrong: no account probing.
+        const valid = user ? await verifyPassword(parsed.data.password, user.passwordHash) : await hashPassword(parsed.data.password).then(() => false);
+        if (!user || !valid) return { ok: false, errors: { form: 'That email and password do not match an account.' } };
+        return { ok: true, value: { user, setCookie: await startSession(db, user.id, secureCookies) } };
+      },
+      logout: (cookieHeader) => endSession(db, cookieHeader, secureCookies),
+      currentUser: (cookieHeader) => userOfRequest(db, cookieHeader),
+    },
+  };
 }

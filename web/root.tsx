@@ -1,9 +1,16 @@
 import type { ReactNode } from 'react';
-import { Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse } from 'react-router';
+import { Form, Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse, useRouteLoaderData } from 'react-router';
 import type { Route } from './+types/root.ts';
+import { services } from './auth.server.ts';
 import './styles.css';
 
+export async function loader({ request, context }: Route.LoaderArgs) {
+  const user = await services(context).auth.currentUser(request.headers.get('cookie'));
+  return { user: user ? { name: user.name, email: user.email } : null };
+}
+
 export function Layout({ children }: { children: ReactNode }) {
+  const data = useRouteLoaderData<typeof loader>('root');
   return (
     <html lang="en">
       <head>
@@ -16,7 +23,19 @@ export function Layout({ children }: { children: ReactNode }) {
         <header className="topbar">
           <a href="/" className="brand">Berth</a>
           <nav>
-            <a href="/dashboard">Dashboard</a>
+            {data?.user ? (
+              <>
+                <a href="/dashboard">Dashboard</a>
+                <span className="muted-light">{data.user.name}</span>
+                <Form method="post" action="/logout"><button type="submit">Sign out</button></Form>
+              </>
+            ) : (
+              <>
+                <a href="/dashboard">Dashboard</a>
+                <a href="/login">Sign in</a>
+                <a href="/register">Create account</a>
+              </>
+            )}
           </nav>
         </header>
         <main>{children}</main>
@@ -33,11 +52,14 @@ export default function App() {
 
 export function ErrorBoundary({ error }: Route.ErrorBoundaryProps) {
   const title = isRouteErrorResponse(error) ? `${error.status} ${error.statusText}` : 'Something went wrong';
-  const detail = isRouteErrorResponse(error) ? String(error.data ?? '') : 'We have been told and are looking into it.';
+  const detail = isRouteErrorResponse(error)
+    ? error.status === 404 ? 'There is no page at this address.' : String(error.data ?? '')
+    : 'We have been told and are looking into it.';
   return (
     <section className="card">
       <h1>{title}</h1>
       <p>{detail}</p>
+      <p><a href="/">Back to the start</a></p>
     </section>
   );
 }

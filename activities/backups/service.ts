@@ -268,7 +268,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
       let client: Client | undefined;
       try {
         // A crashed attempt (this backup's or an earlier one's) may have left parts behind.
-        const orphans = await abortUploads(userPrefix(req.userId));
+        // MinIO lists uploads only for an exact key, S3 by prefix: sweep both.
+        const orphans = await abortUploads(objectKey, objectKey) + await abortUploads(userPrefix(req.userId));
         if (orphans > 0) log.warn({ userId: req.userId, orphans }, 'aborted multipart uploads left by an earlier attempt');
         client = await connect(req.ssh);
         if (config.preBackupCommand) await mustRun(client, config.preBackupCommand, 'pre-backup step');

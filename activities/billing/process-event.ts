@@ -25,7 +25,7 @@ export type ProcessOutcome = 'ignored' | 'unresolved' | 'processed' | 'duplicate
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Gives one verified Stripe event its effect exactly once (docs/decisions/001-stripe-events-exactly-once.md):
+ * Gives one verified Stripe event its effect exactly once (docs/decisions/006-stripe-events-exactly-once.md):
  * 1. one transaction records the event id (unique) together with the database effect (customer link,
  *    invoice), so the effect exists iff the row does;
  * 2. a second transaction locks that row and, while processed_at is null, signals the workflow and

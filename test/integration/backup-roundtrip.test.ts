@@ -41,7 +41,7 @@ test('a hostile tree round-trips exactly, and the completed record matches what 
   // Encrypted: no plaintext marker from the compressible log survives, and the header names the key.
   expect(object.includes(Buffer.from('compressible line of text'))).toBe(false);
   expect(object.subarray(0, 400).toString('latin1')).toContain('"keyId":"test-k1"');
-  expect(await openUploads(world.s3, world.bucket, world.keyPrefix)).toEqual([]);
+  expect(await openUploads(world.s3, world.bucket, row.objectKey)).toEqual([]);
 
   const manifest = row.manifest as Record<string, unknown>;
   expect(manifest.fileCount).toBeGreaterThan(15);

@@ -45,7 +45,7 @@ function sshExec(host: string, username: string, privateKey: string, pinnedHostK
       });
     });
     conn.on('error', reject);
-    conn.connect({ host, port: 22, username, privateKey, readyTimeout: 5000, hostVerifier: (key: Buffer) => key.equals(expected) });
+    conn.connect({ host, port: 22, username, privateKey, readyTimeout: 20_000, hostVerifier: (key: Buffer) => key.equals(expected) });
   });
 }
 

@@ -1,0 +1,209 @@
+/**
+ * In-memory doubles of the lifecycle's activity contracts (activities/contracts.ts). They keep a
+ * tiny world (servers, backups, mails, audit, projection) with the real contracts' guarantees —
+ * one server per customer label, backups idempotent by key, mails once per key, delete refused
+ * without a verified backup — and record every call in order, so workflow tests assert exact steps.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type {
+  AuditEntry,
+  BackupReason,
+  BackupRecord,
+  DeleteServerInput,
+  LifecycleActivities,
+  LifecycleProjection,
+  SendMailInput,
+  ServerSummary,
+} from '../../activities/contracts.ts';
+import { ErrorType } from '../../lib/errors.ts';
+
+/** One recorded activity attempt. */
+export interface RecordedCall {
+  /** Activity name, e.g. `createBackup`. */
+  name: string;
+  /** A short readable form used in assertions, e.g. `createBackup final`. */
+  step: string;
+  input: unknown;
+  failed: boolean;
+}
+
+/** Knobs to make the doubles fail. */
+export interface DoubleOptions {
+  /** Server types for which ensureServer/changeServerType throw CapacityUnavailable. */
+  unavailableServerTypes?: string[];
+  /** Make createBackup fail: the next `times` attempts with this reason (any reason if omitted). */
+  failBackups?: { times: number; reason?: BackupReason; nonRetryable?: boolean };
+  /** Backup ids whose restore throws BackupCorrupt. */
+  corruptBackupIds?: string[];
+}
+
+/** Names of bookkeeping activities that most assertions leave out. */
+export const bookkeeping = ['writeProjection', 'markEventsProcessed'];
+
+export interface LifecycleDoubles {
+  activities: LifecycleActivities;
+  calls: RecordedCall[];
+  /** The readable steps, without bookkeeping calls (projection, processed events) unless asked. */
+  steps(options?: { includeBookkeeping?: boolean }): string[];
+  servers: Map<string, ServerSummary & { customerId: string; power: 'running' | 'stopped'; label: string }>;
+  snapshots: Map<string, { customerId: string; fromServerId: string }>;
+  backups: BackupRecord[];
+  mails: SendMailInput[];
+  audit: AuditEntry[];
+  projections: LifecycleProjection[];
+  processedEventIds: string[];
+  options: DoubleOptions;
+}
+
+export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDoubles {
+  const calls: RecordedCall[] = [];
+  const servers: LifecycleDoubles['servers'] = new Map();
+  const snapshots: LifecycleDoubles['snapshots'] = new Map();
+  const backups: BackupRecord[] = [];
+  const backupServer = new Map<string, string>();
+  const backupKeys = new Map<string, BackupRecord>();
+  const mails: SendMailInput[] = [];
+  const mailKeys = new Set<string>();
+  const audit: AuditEntry[] = [];
+  const projections: LifecycleProjection[] = [];
+  const processedEventIds: string[] = [];
+  let nextId = 1;
+  const id = (prefix: string): string => `${prefix}-${nextId++}`;
+  const now = (): string => new Date().toISOString();
+
+  /** Records the attempt, runs it, marks it failed if it throws. */
+  const record = async <T>(name: string, step: string, input: unknown, run: () => T | Promise<T>): Promise<T> => {
+    const call: RecordedCall = { name, step, input, failed: false };
+    calls.push(call);
+    try {
+      return await run();
+    } catch (err) {
+      call.failed = true;
+      call.step = `${step} ✗`;
+      throw err;
+    }
+  };
+  const capacity = (serverType: string): void => {
+    if (options.unavailableServerTypes?.includes(serverType)) {
+      throw ApplicationFailure.create({ message: `server type ${serverType} unavailable`, type: ErrorType.CapacityUnavailable });
+    }
+  };
+  const serverOf = (serverId: string) => {
+    const server = servers.get(serverId);
+    if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} not found`, ErrorType.NotFound);
+    return server;
+  };
+  const createServer = (customerId: string, label: string, serverType: string, location: string): ServerSummary => {
+    const serverId = id('srv');
+    const summary: ServerSummary = { serverId, serverType, location, ipv4: `127.0.0.${nextId}`, createdAt: now() };
+    servers.set(serverId, { ...summary, customerId, label, power: 'running' });
+    return summary;
+  };
+  const summaryOf = ({ serverId, serverType, location, ipv4, createdAt }: ServerSummary): ServerSummary => ({ serverId, serverType, location, ipv4, createdAt });
+
+  const activities: LifecycleActivities = {
+    ensureServer: (input) => record('ensureServer', `ensureServer ${input.serverType}@${input.location}`, input, () => {
+      const label = input.labels['berth-customer'] ?? input.customerId;
+      const existing = [...servers.values()].find((s) => s.label === label);
+      if (existing) return summaryOf(existing);
+      capacity(input.serverType);
+      return createServer(input.customerId, label, input.serverType, input.location);
+    }),
+    setupAssistant: (input) => record('setupAssistant', 'setupAssistant', input, () => {
+      serverOf(input.serverId);
+      return { assistantVersion: 'test-1.0.0' };
+    }),
+    applySettings: (input) => record('applySettings', 'applySettings', input, () => {
+      serverOf(input.serverId);
+    }),
+    powerOn: (input) => record('powerOn', 'powerOn', input, () => {
+      serverOf(input.serverId).power = 'running';
+    }),
+    powerOff: (input) => record('powerOff', 'powerOff', input, () => {
+      serverOf(input.serverId).power = 'stopped';
+    }),
+    hibernate: (input) => record('hibernate', 'hibernate', input, () => {
+      const server = serverOf(input.serverId);
+      const snapshotId = id('snap');
+      snapshots.set(snapshotId, { customerId: input.customerId, fromServerId: server.serverId });
+      servers.delete(server.serverId);
+      return { snapshotId };
+    }),
+    wakeFromSnapshot: (input) => record('wakeFromSnapshot', 'wakeFromSnapshot', input, () => {
+      if (!snapshots.has(input.snapshotId)) throw ApplicationFailure.nonRetryable('no such snapshot', ErrorType.NotFound);
+      const existing = [...servers.values()].find((s) => s.label === input.customerId);
+      const summary = existing ? summaryOf(existing) : createServer(input.customerId, input.customerId, input.serverType, input.location);
+      snapshots.delete(input.snapshotId);
+      return summary;
+    }),
+    changeServerType: (input) => record('changeServerType', `changeServerType ${input.serverType}`, input, () => {
+      const server = serverOf(input.serverId);
+      capacity(input.serverType);
+      server.serverType = input.serverType;
+      return summaryOf(server);
+    }),
+    deleteServer: (input: DeleteServerInput) => record('deleteServer', 'verifiedBackupId' in input ? 'deleteServer (verified backup)' : 'deleteServer (operator override)', input, () => {
+      if (!servers.has(input.serverId)) return;
+      if ('verifiedBackupId' in input) {
+        // The real activity re-checks invariant 1; so does the double.
+        if (backupServer.get(input.verifiedBackupId) !== input.serverId) {
+          throw ApplicationFailure.nonRetryable('no verified backup of this server', ErrorType.NoVerifiedBackup);
+        }
+      } else if (input.override.reason.trim().length === 0) {
+        throw ApplicationFailure.nonRetryable('override without reason', ErrorType.InvalidInput);
+      }
+      servers.delete(input.serverId);
+    }),
+    createBackup: (input) => record('createBackup', `createBackup ${input.reason}`, input, () => {
+      const done = backupKeys.get(input.idempotencyKey);
+      if (done) return done;
+      const fail = options.failBackups;
+      if (fail && fail.times > 0 && (fail.reason === undefined || fail.reason === input.reason)) {
+        fail.times -= 1;
+        const message = `backup upload failed verification (${input.reason})`;
+        throw fail.nonRetryable ? ApplicationFailure.nonRetryable(message, ErrorType.BackupCorrupt) : ApplicationFailure.create({ message, type: ErrorType.Transient });
+      }
+      const server = serverOf(input.serverId);
+      if (server.power !== 'running') throw ApplicationFailure.nonRetryable('server is not running', ErrorType.InvalidInput);
+      const at = now();
+      const backup: BackupRecord = { backupId: id('bak'), createdAt: at, verifiedAt: at, sizeBytes: 1024, sha256: 'f'.repeat(64), reason: input.reason };
+      backups.push(backup);
+      backupKeys.set(input.idempotencyKey, backup);
+      backupServer.set(backup.backupId, input.serverId);
+      return backup;
+    }),
+    restoreBackup: (input) => record('restoreBackup', `restoreBackup ${input.backupId}`, input, () => {
+      serverOf(input.serverId);
+      if (!backups.some((b) => b.backupId === input.backupId)) throw ApplicationFailure.nonRetryable('no such backup', ErrorType.NotFound);
+      if (options.corruptBackupIds?.includes(input.backupId)) throw ApplicationFailure.nonRetryable('backup corrupt', ErrorType.BackupCorrupt);
+      return { restoredAt: now() };
+    }),
+    latestVerifiedBackup: (input) => record('latestVerifiedBackup', 'latestVerifiedBackup', input, () => {
+      const usable = backups.filter((b) => !input.excludingBackupIds?.includes(b.backupId));
+      return usable[usable.length - 1] ?? null;
+    }),
+    pruneExpiredBackups: (input) => record('pruneExpiredBackups', 'pruneExpiredBackups', input, () => ({ deletedBackupIds: [] })),
+    sendMail: (input) => record('sendMail', `mail ${input.kind}${input.data.daysLeft ? ` ${input.data.daysLeft}d` : ''}`, input, () => {
+      if (mailKeys.has(input.idempotencyKey)) return { status: 'already_sent' as const };
+      mailKeys.add(input.idempotencyKey);
+      mails.push(input);
+      return { status: 'sent' as const };
+    }),
+    markEventsProcessed: (input) => record('markEventsProcessed', 'markEventsProcessed', input, () => {
+      processedEventIds.push(...input.eventIds);
+    }),
+    writeProjection: (input) => record('writeProjection', `projection ${input.stage}`, input, () => {
+      projections.push(input);
+    }),
+    appendAudit: (input) => record('appendAudit', `audit ${input.action}`, input, () => {
+      audit.push(input);
+    }),
+  };
+
+  return {
+    activities,
+    calls,
+    steps: ({ includeBookkeeping = false } = {}) => calls.filter((c) => includeBookkeeping || !bookkeeping.includes(c.name)).map((c) => c.step),
+    servers, snapshots, backups, mails, audit, projections, processedEventIds, options,
+  };
+}

@@ -1,1 +1,0 @@
-export function helper(): string { return 'ok'; }

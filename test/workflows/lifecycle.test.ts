@@ -1,0 +1,322 @@
+/**
+ * The customer lifecycle on the time-skipping server: one test per path, each asserting the exact
+ * activities and mails in order (bookkeeping calls — projection rows, processed event ids — are
+ * left out of the step lists and checked where they matter).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowHandle } from '@temporalio/client';
+import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
+import {
+  approveDeletionWithoutBackupUpdate, backupNowUpdate, billingEventSignal, powerOffUpdate, stateQuery, userActivitySignal,
+  type BillingEvent,
+} from '../../workflows/messages.ts';
+import { NeedsAttentionKey, StageKey, ServerIdKey } from '../../workflows/search-attributes.ts';
+import type { LifecycleConfig } from '../../workflows/deadlines.ts';
+import { createLifecycleDoubles, type LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
+import { billingEvent, bundleLifecycleWorkflows, createLifecycleTestEnv, day, iso, testConfig, withWorker } from './support.ts';
+import { spreadHash } from '../../workflows/deadlines.ts';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let seq = 0;
+
+beforeAll(async () => {
+  [env, bundle] = await Promise.all([createLifecycleTestEnv(), bundleLifecycleWorkflows()]);
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+/** One customer's story: start by signal, let virtual time pass, always terminate at the end. */
+async function story(doubles: LifecycleDoubles, config: Partial<LifecycleConfig>,
+  script: (ctx: { handle: WorkflowHandle<typeof customerLifecycle>; t0: number; signal: (e: BillingEvent) => Promise<void>; at: (ms: number) => Promise<void> }) => Promise<void>,
+  first?: (t0: number) => BillingEvent): Promise<WorkflowHandle<typeof customerLifecycle>> {
+  const customerId = `c${++seq}`;
+  return withWorker(env, bundle, doubles, async (taskQueue) => {
+    const t0 = await env.currentTimeMs();
+    const start = first?.(t0);
+    const handle = start
+      ? await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: billingEventSignal, signalArgs: [start] })
+      : await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: userActivitySignal, signalArgs: [{ source: 'registration' }] });
+    const at = async (ms: number): Promise<void> => {
+      const now = await env.currentTimeMs();
+      await env.sleep(Math.max(1, t0 + ms - now));
+    };
+    const signal = (e: BillingEvent) => handle.signal(billingEventSignal, e);
+    try {
+      await env.sleep(1_000);
+      await script({ handle, t0, signal, at });
+    } finally {
+      const { status } = await handle.describe();
+      if (status.name === 'RUNNING') await handle.terminate('test over');
+    }
+    return handle;
+  });
+}
+
+/** The message of the failure an update was rejected with (the validator's or handler's error). */
+async function rejection(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    return (err as { cause?: { message?: string } }).cause?.message ?? String(err);
+  }
+  throw new Error('the update was accepted');
+}
+
+const provisioned = ['mail welcome', 'ensureServer cx23@nbg1', 'setupAssistant', 'mail server_ready'];
+
+describe('customer lifecycle', () => {
+  it('new customer: pays, gets a server, gets the ready mail (pay → provision → ready)', async () => {
+    const doubles = createLifecycleDoubles();
+    let stage = '';
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      expect((await handle.query(stateQuery)).stage).toBe('awaiting_payment');
+      await signal(billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: new Date(t0 + 30 * day).toISOString(), plan: 'starter' }));
+      await at(2_000);
+      const view = await handle.query(stateQuery);
+      stage = view.stage;
+      expect(view.server).toMatchObject({ power: 'running', serverType: 'cx23' });
+      const sa = (await handle.describe()).typedSearchAttributes;
+      expect(sa.get(StageKey)).toBe('active');
+      expect(sa.get(ServerIdKey)).toBe(doubles.servers.values().next().value!.serverId);
+      expect(sa.get(NeedsAttentionKey)).toBe(false);
+    });
+    expect(stage).toBe('active');
+    expect(doubles.steps()).toEqual(provisioned);
+    expect(doubles.servers.size).toBe(1);
+    expect(doubles.processedEventIds).toEqual(['evt_1']);
+    expect(doubles.projections.map((p) => p.stage)).toContain('provisioning');
+    expect(doubles.projections.at(-1)).toMatchObject({ stage: 'active', plan: 'starter', willRenew: true });
+  });
+
+  it('auto-renewing customer over several periods gets no expiry mails and keeps the server', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      for (let period = 1; period <= 3; period++) {
+        await at(period * 30 * day - day);
+        await signal(billingEvent(`evt_paid_${period}`, 'invoice_paid', t0 + period * 30 * day - day, { accessEndsAt: iso(t0 + (period + 1) * 30 * day) }));
+      }
+      await at(115 * day);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ stage: 'active', willRenew: true, accessEndsAt: iso(t0 + 120 * day) });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual(provisioned);
+    expect(doubles.mails.map((m) => m.kind)).toEqual(['welcome', 'server_ready']);
+  });
+
+  it('cancel at period end: 7/3/1 reminders once each, backups at 3 and 1 days, verified final backup, delete, expired mail', async () => {
+    const doubles = createLifecycleDoubles();
+    let end = 0;
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      end = t0 + 30 * day;
+      await at(10 * day);
+      await signal(billingEvent('evt_cancel', 'subscription_updated', t0 + 10 * day, { cancelAtPeriodEnd: true }));
+      await at(22 * day);
+      expect((await handle.query(stateQuery)).stage).toBe('active');
+      await at(23 * day + 1000);
+      expect((await handle.query(stateQuery)).stage).toBe('expiring');
+      expect(doubles.steps().slice(4)).toEqual(['mail access_ending 7d']);
+      await at(30 * day + 1000);
+      const view = await handle.query(stateQuery);
+      expect(view.stage).toBe('expired');
+      expect(view.server).toBeNull();
+      expect(view.dataKeptUntil).toBe(iso(end + 7 * day));
+      expect((await handle.describe()).typedSearchAttributes.get(StageKey)).toBe('expired');
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([
+      ...provisioned,
+      'mail access_ending 7d',
+      'createBackup expiry', 'mail access_ending 3d',
+      'createBackup expiry', 'mail access_ending 1d',
+      'createBackup final', 'deleteServer (verified backup)', 'audit server_deleted', 'mail expired',
+    ]);
+    const finalBackup = doubles.backups.find((b) => b.reason === 'final')!;
+    expect(doubles.calls.find((c) => c.name === 'deleteServer')!.input).toMatchObject({ verifiedBackupId: finalBackup.backupId });
+    expect(doubles.mails.find((m) => m.kind === 'expired')!.data).toMatchObject({ accessEndsAt: iso(end), dataKeptUntil: iso(end + 7 * day) });
+    expect(new Set(doubles.mails.map((m) => m.idempotencyKey)).size).toBe(doubles.mails.length);
+    expect(doubles.servers.size).toBe(0);
+  });
+
+  it('renewal after expiry: new server, restore of the latest verified backup, ready mail', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(31 * day);
+      expect((await handle.query(stateQuery)).stage).toBe('expired');
+      await signal(billingEvent('evt_back', 'checkout_completed', t0 + 31 * day, { accessEndsAt: iso(t0 + 61 * day), cancelAtPeriodEnd: false }));
+      await at(31 * day + 2000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ stage: 'active', dataKeptUntil: null, willRenew: true });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter', cancelAtPeriodEnd: true }));
+    const finalBackup = doubles.backups.find((b) => b.reason === 'final')!;
+    expect(doubles.steps().slice(-5)).toEqual([
+      'ensureServer cx23@nbg1', 'setupAssistant', 'latestVerifiedBackup', `restoreBackup ${finalBackup.backupId}`, 'mail server_ready',
+    ]);
+    expect(doubles.mails.at(-1)!.data).toMatchObject({ restored: true });
+    expect(doubles.servers.size).toBe(1);
+  });
+
+  it('retention over: the customer is purged and the workflow completes', async () => {
+    const doubles = createLifecycleDoubles();
+    const handle = await story(doubles, testConfig(), async ({ handle, at }) => {
+      await at(30 * day + 7 * day + 1000);
+      const result = await handle.result();
+      expect(result.stage).toBe('purged');
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter', cancelAtPeriodEnd: true }));
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+    expect(doubles.steps().slice(-3)).toEqual(['audit server_deleted', 'mail expired', 'audit customer_purged']);
+    expect(doubles.projections.at(-1)!.stage).toBe('purged');
+  });
+
+  it('payment failed → recovered: past due with a payment-failing reminder, then active again without expiry', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(30 * day);
+      await signal(billingEvent('evt_fail', 'payment_failed', t0 + 30 * day, { accessEndsAt: iso(t0 + 60 * day) }));
+      await at(30 * day + 1000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'past_due', accessEndsAt: iso(t0 + 37 * day), willRenew: false });
+      expect((await handle.describe()).typedSearchAttributes.get(StageKey)).toBe('past_due');
+      await at(32 * day);
+      await signal(billingEvent('evt_paid', 'invoice_paid', t0 + 32 * day, { accessEndsAt: iso(t0 + 60 * day) }));
+      await at(45 * day);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'active', accessEndsAt: iso(t0 + 60 * day), willRenew: true });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([...provisioned, 'mail access_ending 7d']);
+    expect(doubles.mails.at(-1)!.data).toMatchObject({ reason: 'payment_failing' });
+  });
+
+  it('payment failed → grace over → expiry flow', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(30 * day);
+      await signal(billingEvent('evt_fail', 'payment_failed', t0 + 30 * day, { accessEndsAt: iso(t0 + 60 * day) }));
+      await signal(billingEvent('evt_fail_2', 'payment_failed', t0 + 33 * day, { accessEndsAt: iso(t0 + 60 * day) }));
+      await at(38 * day);
+      expect((await handle.query(stateQuery)).stage).toBe('expired');
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([
+      ...provisioned,
+      'mail access_ending 7d',
+      'createBackup expiry', 'mail access_ending 3d',
+      'createBackup expiry', 'mail access_ending 1d',
+      'createBackup final', 'deleteServer (verified backup)', 'audit server_deleted', 'mail expired',
+    ]);
+  });
+
+  it('duplicate and out-of-order billing events take effect once, stale ones not at all', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      // invoice.paid arrives before checkout.session.completed; then duplicates of both.
+      const paid = billingEvent('evt_paid', 'invoice_paid', t0 + 2000, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' });
+      const checkout = billingEvent('evt_checkout', 'checkout_completed', t0 + 1000, { accessEndsAt: iso(t0 + 30 * day), plan: 'pro' });
+      await signal(paid);
+      await signal(paid);
+      await signal(checkout);
+      await signal(paid);
+      await at(3 * day);
+      await signal(billingEvent('evt_cancel', 'subscription_updated', t0 + 3 * day, { cancelAtPeriodEnd: true }));
+      // An older "resume" delivered late must not undo the newer cancellation.
+      await signal(billingEvent('evt_old_resume', 'subscription_updated', t0 + 2 * day, { cancelAtPeriodEnd: false }));
+      await signal(billingEvent('evt_cancel', 'subscription_updated', t0 + 3 * day, { cancelAtPeriodEnd: true }));
+      await at(3 * day + 1000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ stage: 'active', plan: 'starter', willRenew: false });
+      expect(view.timeline.filter((e) => e.what.startsWith('ignored duplicate')).length).toBe(3);
+      expect(view.timeline.filter((e) => e.what.startsWith('ignored stale')).map((e) => e.what)).toEqual([
+        'ignored stale billing event evt_checkout (checkout_completed)',
+        'ignored stale billing event evt_old_resume (subscription_updated)',
+      ]);
+    });
+    expect(doubles.steps()).toEqual(provisioned);
+    expect(doubles.servers.size).toBe(1);
+    expect([...doubles.processedEventIds].sort()).toEqual(['evt_cancel', 'evt_checkout', 'evt_old_resume', 'evt_paid']);
+  });
+
+  it('final backup failing repeatedly: server kept, NeedsAttention, retried with backoff; operator override needs a reason and is audited', async () => {
+    const doubles = createLifecycleDoubles({ failBackups: { times: 1_000, reason: 'final' } });
+    await story(doubles, testConfig(), async ({ handle, at }) => {
+      await at(30 * day + 3 * 3_600_000);
+      const view = await handle.query(stateQuery);
+      expect(view.stage).toBe('expiring');
+      expect(view.needsAttention).toBe(true);
+      expect(view.server).toMatchObject({ power: 'running' });
+      expect((await handle.describe()).typedSearchAttributes.get(NeedsAttentionKey)).toBe(true);
+      expect(doubles.servers.size).toBe(1);
+      expect(doubles.steps()).not.toContain('deleteServer (verified backup)');
+      const failedFinals = doubles.steps().filter((s) => s === 'createBackup final ✗').length;
+      // 3 attempts per try; tries at 0, +15 min, +45 min, +1 h 45 min (backoff doubles).
+      expect(failedFinals).toBe(12);
+      expect(await rejection(handle.executeUpdate(approveDeletionWithoutBackupUpdate, { args: [{ approvedBy: 'ops@berth', reason: 'too short' }] }))).toMatch(/at least 20 characters/);
+      await handle.executeUpdate(approveDeletionWithoutBackupUpdate, { args: [{ approvedBy: 'ops@berth', reason: 'customer confirmed in ticket 42 that the data may go' }] });
+      await at(30 * day + 3 * 3_600_000 + 2000);
+      expect((await handle.query(stateQuery)).stage).toBe('expired');
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter', cancelAtPeriodEnd: true }));
+    expect(doubles.steps().slice(-5)).toEqual([
+      'createBackup final ✗', 'audit approve_deletion_without_backup', 'deleteServer (operator override)', 'audit server_deleted', 'mail expired',
+    ]);
+    expect(doubles.audit[0]).toMatchObject({ actor: 'operator:ops@berth', action: 'approve_deletion_without_backup', reason: 'customer confirmed in ticket 42 that the data may go' });
+  });
+
+  it.each(['stop', 'hibernate'] as const)('idle 24 h → %s, user activity wakes the server', async (policy) => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig({ idle: { afterMs: day, policy } }), async ({ handle, at }) => {
+      await at(day + 60_000);
+      expect((await handle.query(stateQuery)).stage).toBe('idle');
+      expect((await handle.describe()).typedSearchAttributes.get(StageKey)).toBe('idle');
+      await handle.signal(userActivitySignal, { source: 'dashboard' });
+      await at(day + 120_000);
+      expect((await handle.query(stateQuery)).stage).toBe('active');
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([...provisioned, ...(policy === 'stop' ? ['powerOff', 'powerOn'] : ['hibernate', 'wakeFromSnapshot'])]);
+    expect(doubles.servers.size).toBe(1);
+  });
+
+  it('provisioning falls back over the plan candidates; when all fail: NeedsAttention, "we are on it" mail, retry later', async () => {
+    const doubles = createLifecycleDoubles({ unavailableServerTypes: ['cx23', 'cpx12'] });
+    await story(doubles, testConfig(), async ({ handle, at }) => {
+      await at(60_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'provisioning', needsAttention: true });
+      doubles.options.unavailableServerTypes = ['cx23'];
+      await at(3_600_000 + 120_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'active', needsAttention: false });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([
+      'mail welcome',
+      'ensureServer cx23@nbg1 ✗', 'ensureServer cx23@fsn1 ✗', 'ensureServer cpx12@hel1 ✗', 'mail provisioning_trouble',
+      'ensureServer cx23@nbg1 ✗', 'ensureServer cx23@fsn1 ✗', 'ensureServer cpx12@hel1', 'setupAssistant', 'mail server_ready',
+    ]);
+  });
+
+  it('updates: backup now answers with the verified backup; validators reject what cannot be done', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle }) => {
+      expect(await rejection(handle.executeUpdate(backupNowUpdate))).toMatch(/no server/);
+    });
+    const doubles2 = createLifecycleDoubles();
+    await story(doubles2, testConfig(), async ({ handle }) => {
+      const backup = await handle.executeUpdate(backupNowUpdate);
+      expect(backup).toMatchObject({ reason: 'manual' });
+      await handle.executeUpdate(powerOffUpdate);
+      expect(await rejection(handle.executeUpdate(powerOffUpdate))).toMatch(/not running/);
+      expect(await rejection(handle.executeUpdate(approveDeletionWithoutBackupUpdate, { args: [{ approvedBy: 'ops', reason: 'a long enough reason for the audit log' }] }))).toMatch(/only allowed/);
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual(['mail welcome']);
+    expect(doubles2.steps()).toEqual([...provisioned, 'createBackup manual', 'powerOff']);
+  });
+
+  it('periodic backups run daily at the customer\'s spread time', async () => {
+    const doubles = createLifecycleDoubles();
+    const handle = await story(doubles, testConfig({ dailyBackupEveryMs: day }), async ({ at }) => {
+      await at(3 * day + 1000);
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    const daily = doubles.calls.filter((c) => c.step === 'createBackup daily').map((c) => (c.input as { idempotencyKey: string }).idempotencyKey.split(':backup:daily:')[1]!);
+    expect(daily.length).toBe(3);
+    const slots = daily.map((s) => Date.parse(s));
+    expect(slots[1]! - slots[0]!).toBe(day);
+    expect(slots[2]! - slots[1]!).toBe(day);
+    const customerId = handle.workflowId.slice('customer-'.length);
+    expect(slots[0]! % day).toBe(spreadHash(customerId) % day);
+  });
+});

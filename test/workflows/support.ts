@@ -1,0 +1,77 @@
+/**
+ * Shared setup of the time-skipping workflow tests: the Java test server (with the lifecycle's
+ * search attributes registered: it rejects upserts of unknown ones and the workflow task would
+ * retry forever), one prebuilt workflow bundle per file, and a worker per test over fresh doubles.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { lifecycleSearchAttributeKeys } from '../../workflows/search-attributes.ts';
+import type { LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
+import type { LifecycleConfig } from '../../workflows/deadlines.ts';
+import type { BillingEvent } from '../../workflows/messages.ts';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const workflowsPath = path.join(repoRoot, 'workflows/index.ts');
+export const day = 86_400_000;
+
+/** The Java time-skipping server: TEMPORAL_TEST_SERVER, else the one scripts/bootstrap caches. */
+export function testServerPath(): string {
+  return process.env.TEMPORAL_TEST_SERVER ?? path.join(repoRoot, '.cache/temporal-test-server/temporal-test-server');
+}
+
+let runtimeInstalled = false;
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+/** Registers CustomerId, Plan, Stage, ServerId (Keyword) and NeedsAttention (Bool) on a namespace. */
+export async function registerLifecycleSearchAttributes(connection: Connection, namespace = 'default'): Promise<void> {
+  const types = temporal.api.enums.v1.IndexedValueType;
+  const searchAttributes: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
+  for (const key of lifecycleSearchAttributeKeys) {
+    searchAttributes[key.name] = key.type === 'BOOL' ? types.INDEXED_VALUE_TYPE_BOOL : types.INDEXED_VALUE_TYPE_KEYWORD;
+  }
+  await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
+}
+
+export async function createLifecycleTestEnv(): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: testServerPath() } },
+  });
+  await registerLifecycleSearchAttributes(env.connection);
+  return env;
+}
+
+export async function bundleLifecycleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  quietRuntime();
+  return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+}
+
+/** Test timings: production offsets, but no idle stop and no daily backups unless a test asks. */
+export function testConfig(overrides: Partial<LifecycleConfig> = {}): Partial<LifecycleConfig> {
+  return { idle: { afterMs: null, policy: 'stop' }, dailyBackupEveryMs: null, ...overrides };
+}
+
+let taskQueueSeq = 0;
+
+/** Runs `fn` with a worker over the doubles on a fresh task queue. */
+export async function withWorker<T>(env: TestWorkflowEnvironment, bundle: WorkflowBundleWithSourceMap, doubles: LifecycleDoubles,
+  fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = `lifecycle-test-${process.pid}-${++taskQueueSeq}`;
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: doubles.activities });
+  return worker.runUntil(fn(taskQueue));
+}
+
+/** A billing event at virtual time `atMs`. */
+export function billingEvent(eventId: string, type: BillingEvent['type'], atMs: number, fields: Omit<BillingEvent, 'eventId' | 'type' | 'created'> = {}): BillingEvent {
+  return { eventId, type, created: new Date(atMs).toISOString(), ...fields };
+}
+
+export const iso = (ms: number): string => new Date(ms).toISOString();

@@ -1,0 +1,48 @@
+import { Form, Link, redirect, useActionData, useNavigation } from 'react-router';
+import type { Route } from './+types/register.ts';
+import { services } from '../auth.server.ts';
+
+export function meta(_: Route.MetaArgs) {
+  return [{ title: 'Create your account — Berth' }];
+}
+
+export async function loader({ request, context }: Route.LoaderArgs) {
+  if (await services(context).auth.currentUser(request.headers.get('cookie'))) throw redirect('/dashboard');
+  return null;
+}
+
+export async function action({ request, context }: Route.ActionArgs) {
+  const form = Object.fromEntries(await request.formData());
+  const result = await services(context).auth.register(form);
+  if (!result.ok) return { errors: result.errors, values: { name: String(form.name ?? ''), email: String(form.email ?? '') } };
+  return redirect('/dashboard', { headers: { 'Set-Cookie': result.value.setCookie } });
+}
+
+export default function Register() {
+  const data = useActionData<typeof action>();
+  const busy = useNavigation().state !== 'idle';
+  return (
+    <section className="card narrow">
+      <h1>Create your account</h1>
+      <Form method="post" className="form" noValidate>
+        <label>
+          Name
+          <input name="name" autoComplete="name" defaultValue={data?.values.name} aria-invalid={Boolean(data?.errors.name)} />
+          {data?.errors.name && <span className="error">{data.errors.name}</span>}
+        </label>
+        <label>
+          Email
+          <input name="email" type="email" autoComplete="email" defaultValue={data?.values.email} aria-invalid={Boolean(data?.errors.email)} />
+          {data?.errors.email && <span className="error">{data.errors.email}</span>}
+        </label>
+        <label>
+          Password
+          <input name="password" type="password" autoComplete="new-password" aria-invalid={Boolean(data?.errors.password)} />
+          {data?.errors.password && <span className="error">{data.errors.password}</span>}
+        </label>
+        <button type="submit" disabled={busy}>{busy ? 'Creating…' : 'Create account'}</button>
+      </Form>
+      <p className="muted">Have an account? <Link to="/login">Sign in</Link></p>
+    </section>
+  );
+}

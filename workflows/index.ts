@@ -1,0 +1,3 @@
+/** Every workflow the Berth worker runs: point the worker's `workflowsPath` here. */
+export { customerLifecycle } from './customer-lifecycle.ts';
+export { pruneExpiredBackups } from './prune-schedule.ts';

@@ -1,0 +1,100 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AssistantSettings, BackupRecord, PlanId, ServerSummary } from '../activities/contracts.ts';
+
+/** Lifecycle stages, in the order a customer usually meets them. */
+export const stages = [
+  'awaiting_payment',
+  'provisioning',
+  'active',
+  'idle',
+  'past_due',
+  'expiring',
+  'expired',
+  'restoring',
+  'purged',
+] as const;
+export type Stage = (typeof stages)[number];
+
+/** Normalized billing event types (the billing issue maps Stripe events onto these). */
+export type BillingEventType =
+  /** checkout.session.completed: the first payment went through. */
+  | 'checkout_completed'
+  /** invoice.paid: a period is paid (first or renewal, or a failed payment recovered). */
+  | 'invoice_paid'
+  /** invoice.payment_failed / payment_action_required. */
+  | 'payment_failed'
+  /** customer.subscription.created/updated: period end, plan or cancel-at-period-end changed. */
+  | 'subscription_updated'
+  /** customer.subscription.deleted: the subscription ended now. */
+  | 'subscription_deleted';
+
+/** A billing event, normalized from Stripe. Fields left out keep their previous value. */
+export interface BillingEvent {
+  /** Stripe event id; an event with an id already seen is ignored. */
+  eventId: string;
+  type: BillingEventType;
+  /** ISO time Stripe created the event; an event older than the newest applied one is ignored. */
+  created: string;
+  /** ISO end of the paid period (subscription item's current_period_end). */
+  accessEndsAt?: string;
+  plan?: PlanId;
+  cancelAtPeriodEnd?: boolean;
+}
+
+/** Payload of the user-activity signal (the customer used the dashboard, chat or terminal). */
+export interface UserActivity {
+  /** What they did, for the timeline only. */
+  source?: string;
+}
+
+/** One line of the short timeline in the state query. */
+export interface TimelineEntry {
+  at: string;
+  what: string;
+}
+
+/** The answer of the state query. */
+export interface LifecycleView {
+  customerId: string;
+  stage: Stage;
+  plan: PlanId | null;
+  /** When access ends (after a failed payment: end of the grace period), or null before payment. */
+  accessEndsAt: string | null;
+  willRenew: boolean;
+  needsAttention: boolean;
+  attentionReason: string | null;
+  /** The next thing the workflow will do by itself, and when. */
+  nextDeadline: { at: string; action: string; description: string } | null;
+  server: (ServerSummary & { power: 'running' | 'stopped' }) | { power: 'hibernated'; snapshotId: string } | null;
+  recentBackups: BackupRecord[];
+  dataKeptUntil: string | null;
+  timeline: TimelineEntry[];
+}
+
+/** Input of the operator update that allows deleting a server without a final backup. */
+export interface ApproveDeletionInput {
+  approvedBy: string;
+  /** A written reason (at least 20 characters); it goes to the audit log. */
+  reason: string;
+}
+
+/** Stripe events for this customer, normalized. Duplicates and stale events are ignored. */
+export const billingEventSignal = defineSignal<[BillingEvent]>('billingEvent');
+/** The customer did something (dashboard, chat, terminal): wakes an idle server, resets the idle clock. */
+export const userActivitySignal = defineSignal<[UserActivity]>('userActivity');
+
+/** Back up the server now; resolves with the verified backup. */
+export const backupNowUpdate = defineUpdate<BackupRecord, []>('backupNow');
+/** Restore a backup onto the server (after a safety backup of the current data). */
+export const restoreBackupUpdate = defineUpdate<{ restoredAt: string }, [{ backupId: string }]>('restoreBackup');
+/** Power the server on (wakes it from hibernation if needed). */
+export const powerOnUpdate = defineUpdate<void, []>('powerOn');
+/** Power the server off (it stays billed; the idle policy may hibernate instead). */
+export const powerOffUpdate = defineUpdate<void, []>('powerOff');
+/** Change assistant settings; applied now if the server runs, on wake otherwise. */
+export const applySettingsUpdate = defineUpdate<void, [AssistantSettings]>('applySettings');
+/** Operator: allow deleting the server although no final backup could be made. */
+export const approveDeletionWithoutBackupUpdate = defineUpdate<void, [ApproveDeletionInput]>('approveDeletionWithoutBackup');
+
+/** The customer's lifecycle state. */
+export const stateQuery = defineQuery<LifecycleView>('state');
