@@ -9,6 +9,13 @@ import { loadApiConfig, publicConfig } from './config.ts';
 import { createWebServices } from './services.ts';
 import { createApp } from './app.ts';
 import { createDb } from '../db/client.ts';
+import { createPlans } from '../activities/billing/plans.ts';
+import { createStripeClient } from '../activities/billing/stripe-client.ts';
+import { createStripeSessions } from '../activities/billing/sessions.ts';
+import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts';
+import { createStripeWebhookRouter } from './webhooks/stripe.ts';
+import { createLocalBilling } from './local-billing/index.ts';
+import { customerWorkflowStart, signalActivity } from './lifecycle.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
 
@@ -18,17 +25,33 @@ const db = createDb(config.DATABASE_URL);
 const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
 
+const plans = createPlans(config);
+const lifecycle = customerWorkflowStart({ taskQueue: config.TEMPORAL_TASK_QUEUE, plans });
+const delivery = createTemporalBillingDelivery({ client: temporal, ...lifecycle });
+const webhooks = createStripeWebhookRouter({ db, plans, delivery, webhookSecret: config.STRIPE_WEBHOOK_SECRET, log });
+// No Stripe key: the local checkout stands in for Stripe and sends signed events through the same webhook.
+const local = config.STRIPE_SECRET_KEY
+  ? null
+  : createLocalBilling({ db, plans, appUrl: config.APP_URL, webhookUrl: `http://127.0.0.1:${config.PORT}/webhooks/stripe`,
+    webhookSecret: config.STRIPE_WEBHOOK_SECRET, log });
+const billingSessions = local?.sessions
+  ?? createStripeSessions({ stripe: createStripeClient({ secretKey: config.STRIPE_SECRET_KEY! }), db, plans, appUrl: config.APP_URL });
+
 const services = createWebServices({
   db,
   temporal,
   config: publicConfig(config),
   secureCookies: config.APP_URL.startsWith('https://'),
   log,
+  plans,
+  billingSessions,
+  onRegistered: (user) => signalActivity(temporal, lifecycle, user.id, 'registered'),
 });
 
 const app = createApp({
   log,
   services,
+  routers: [webhooks, ...(local ? [local.router] : [])],
   buildDir: path.join(rootDir, 'build'),
   readiness: {
     database: async () => {

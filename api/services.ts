@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import type { Client } from '@temporalio/client';
-import type { Db, User } from '../db/database.ts';
+import type { Db, Invoice, Plan, User } from '../db/database.ts';
+import { listInvoicesOfUser } from '../db/repositories/invoices.ts';
+import type { BillingSessions } from '../activities/billing/sessions.ts';
+import { NoStripeCustomerError } from '../activities/billing/sessions.ts';
+import type { PlanConfig, Plans } from '../activities/billing/plans.ts';
+import { isPlan } from '../activities/billing/plans.ts';
 import { createUser, EmailTakenError, findUserByEmail } from '../db/repositories/users.ts';
 import type { Logger } from '../lib/log.ts';
 import type { PublicConfig } from './config.ts';
@@ -39,6 +44,14 @@ export interface WebServices {
     logout(cookieHeader: string | null): Promise<string>;
     currentUser(cookieHeader: string | null): Promise<User | null>;
   };
+  billing: {
+    plans: readonly PlanConfig[];
+    /** Where to send the customer to pay for a plan (Stripe Checkout, or the local checkout page). */
+    checkout(user: User, form: Record<string, unknown>): Promise<FormResult<{ url: string }>>;
+    /** Where the customer manages card, plan and cancellation; an error if they never subscribed. */
+    portal(user: User, form: Record<string, unknown>): Promise<FormResult<{ url: string }>>;
+    invoices(userId: string): Promise<Invoice[]>;
+  };
 }
 
 export interface WebServiceDeps {
@@ -47,6 +60,8 @@ export interface WebServiceDeps {
   config: PublicConfig;
   secureCookies: boolean;
   log: Logger;
+  plans: Plans;
+  billingSessions: BillingSessions;
   /** Called once a user exists: e.g. start the customer's lifecycle workflow. */
   onRegistered?: (user: User) => Promise<void>;
 }
@@ -82,5 +97,34 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
       logout: (cookieHeader) => endSession(db, cookieHeader, secureCookies),
       currentUser: (cookieHeader) => userOfRequest(db, cookieHeader),
     },
+    billing: {
+      plans: Object.values(deps.plans),
+      async checkout(user, form) {
+        const plan = form.plan;
+        if (!isPlan(plan)) return { ok: false, errors: { plan: 'Choose one of the plans.' } };
+        const requestId = requestIdOf(form);
+        if (!requestId) return { ok: false, errors: { form: 'This form has expired; reload the page and try again.' } };
+        const session = await deps.billingSessions.createCheckoutSession({ userId: user.id, email: user.email, plan: plan as Plan, requestId });
+        return { ok: true, value: { url: session.url } };
+      },
+      async portal(user, form) {
+        const requestId = requestIdOf(form);
+        if (!requestId) return { ok: false, errors: { form: 'This form has expired; reload the page and try again.' } };
+        try {
+          const session = await deps.billingSessions.createPortalSession({ userId: user.id, requestId });
+          return { ok: true, value: { url: session.url } };
+        } catch (err) {
+          if (err instanceof NoStripeCustomerError) return { ok: false, errors: { form: 'Subscribe to a plan first; then you can manage it here.' } };
+          throw err;
+        }
+      },
+      invoices: (userId) => listInvoicesOfUser(db, userId),
+    },
   };
+}
+
+/** The form's one-time request id: a retried submit reuses its Checkout Session, a new visit gets a new one. */
+function requestIdOf(form: Record<string, unknown>): string | null {
+  const id = form.requestId;
+  return typeof id === 'string' && /^[A-Za-z0-9_-]{16,64}$/.test(id) ? id : null;
 }

@@ -4,15 +4,26 @@
  *
  *   node bench/backup.ts            # 1 GiB tree;  BENCH_GIB=4 node bench/backup.ts for 4 GiB
  *
- * Each measured side runs in its own child process so its peak RSS (VmHWM) is its own.
+ * Options (environment): BENCH_COMPRESS_ON=server|worker (where zstd runs), BENCH_PART_MIB,
+ * BENCH_QUEUE, BENCH_CHUNK_MIB, BENCH_ZSTD_THREADS, BENCH_PROFILE=<dir> (children write --cpu-prof there).
+ *
+ * Each measured side runs in its own child process so its peak RSS (VmHWM) is its own. CPU seconds
+ * are counted per process group for every run: the Node process (process.cpuUsage), MinIO and the
+ * server side (sshd with everything it ran: tar, zstd, find, sha256sum) from /proc/<pid>/stat, so a
+ * result says where the time went. MinIO's own ceiling (upload of a file of the stored size, then a
+ * hashed read-back) is measured in the same run, since it shares the 2 cores.
  * Results go to docs/benchmarks.md ("Backup") by hand, with the machine they ran on.
  */
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { createLogger } from '../lib/log.ts';
 import { createBackupService, createMemoryBackupStore, type BackupRecord } from '../activities/backups/index.ts';
 import { freePort } from '../scripts/services/process.ts';
@@ -23,7 +34,9 @@ const run = promisify(execFile);
 const MiB = 1024 * 1024;
 
 interface ChildInput {
-  mode: 'backup' | 'restore';
+  mode: 'backup' | 'restore' | 'minio';
+  /** minio mode: the file to upload (then read back and hash). */
+  file?: string;
   s3: { endpoint: string; accessKeyId: string; secretAccessKey: string; bucket: string };
   ssh: { host: string; port: number; username: string; hostKey: string; privateKeyPath: string };
   key: string;
@@ -32,16 +45,62 @@ interface ChildInput {
   record?: BackupRecord;
 }
 
+const envNumber = (name: string): number | undefined => (process.env[name] ? Number(process.env[name]) : undefined);
+const partSize = (envNumber('BENCH_PART_MIB') ?? 16) * MiB;
+const queueSize = envNumber('BENCH_QUEUE') ?? 2;
+
+function s3Client(input: ChildInput): S3Client {
+  return new S3Client({ endpoint: input.s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: input.s3 });
+}
+
+/** MinIO alone: multipart upload of a page-cached file (unsigned parts, as the service sends them), then a hashed read-back. */
+async function minioCeiling(input: ChildInput): Promise<Record<string, unknown>> {
+  const s3 = s3Client(input);
+  s3.middlewareStack.add((next) => async (args) => {
+    (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+    return next(args);
+  }, { step: 'build', name: 'benchUnsigned' });
+  const Key = 'bench/minio-ceiling';
+  const cpu0 = process.cpuUsage();
+  let t = performance.now();
+  await new Upload({ client: s3, params: { Bucket: input.s3.bucket, Key, Body: createReadStream(input.file!, { highWaterMark: 4 * MiB }) }, partSize, queueSize }).done();
+  const uploadSeconds = (performance.now() - t) / 1000;
+  const cpu1 = process.cpuUsage(cpu0);
+  t = performance.now();
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of (await s3.send(new GetObjectCommand({ Bucket: input.s3.bucket, Key }))).Body as Readable) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  hash.digest();
+  const readSeconds = (performance.now() - t) / 1000;
+  const cpu2 = process.cpuUsage(cpu0);
+  await s3.send(new DeleteObjectCommand({ Bucket: input.s3.bucket, Key }));
+  return { bytes, uploadSeconds, readSeconds, uploadCpu: (cpu1.user + cpu1.system) / 1e6, readCpu: (cpu2.user + cpu2.system) / 1e6 - (cpu1.user + cpu1.system) / 1e6 };
+}
+
 async function child(input: ChildInput): Promise<void> {
+  if (input.mode === 'minio') {
+    const out = await minioCeiling(input);
+    const status = await readFile('/proc/self/status', 'utf8');
+    process.stdout.write(JSON.stringify({ ...out, peakRssMiB: Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024 }) + '\n');
+    return;
+  }
   const store = createMemoryBackupStore();
   if (input.record) store.rows.set(input.record.id, { ...input.record, createdAt: new Date(input.record.createdAt), verifiedAt: new Date(input.record.verifiedAt!) });
   const service = createBackupService({
-    s3: new S3Client({ endpoint: input.s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: input.s3 }),
+    s3: s3Client(input),
     bucket: input.s3.bucket, keyPrefix: 'bench/', masterKeys: { bench: Buffer.from(input.key, 'base64') }, currentKeyId: 'bench',
     store, log: createLogger('bench', 'warn'), paths: input.paths,
+    compressOn: process.env.BENCH_COMPRESS_ON === 'worker' ? 'worker' : 'server',
+    zstdThreads: envNumber('BENCH_ZSTD_THREADS'),
+    partSize, queueSize,
+    chunkSize: envNumber('BENCH_CHUNK_MIB') ? envNumber('BENCH_CHUNK_MIB')! * MiB : undefined,
   });
   const ssh = { ...input.ssh, privateKey: await readFile(input.ssh.privateKeyPath) };
   const started = performance.now();
+  const cpuStart = process.cpuUsage();
   const phases: Record<string, number> = {};
   let phase = '', phaseStart = started;
   const onProgress = (p: { phase: string }) => {
@@ -62,14 +121,16 @@ async function child(input: ChildInput): Promise<void> {
   phases[phase] = (performance.now() - phaseStart) / 1000;
   const status = await readFile('/proc/self/status', 'utf8');
   const peakRssMiB = Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
-  process.stdout.write(JSON.stringify({ ...out, seconds: (performance.now() - started) / 1000, phases, peakRssMiB }) + '\n');
+  const cpu = process.cpuUsage(cpuStart);
+  process.stdout.write(JSON.stringify({ ...out, seconds: (performance.now() - started) / 1000, phases, peakRssMiB, cpuSeconds: (cpu.user + cpu.system) / 1e6 }) + '\n');
 }
 
 // The child prints one JSON line whose shape this file defines on both sides.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function runChild(input: ChildInput): Promise<Record<string, any>> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [import.meta.filename, '--child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+    const proc = spawn(process.execPath, [...profile, import.meta.filename, '--child'], { stdio: ['pipe', 'pipe', 'inherit'] });
     let stdout = '';
     proc.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(stdout.trim().split('\n').at(-1)!)) : reject(new Error(`child exited ${code}`))));
@@ -90,6 +151,14 @@ async function makeTree(dir: string, bytes: number): Promise<void> {
   `, 'bash', dir], { maxBuffer: 16 * MiB });
 }
 
+/** CPU seconds a process and its reaped children used so far (utime + stime + cutime + cstime). */
+async function cpuOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  // Fields 14–17 of stat(5), counted from 1 with pid and comm before the ')'; clock ticks of 1/100 s.
+  return (f[11]! + f[12]! + f[13]! + f[14]!) / 100;
+}
+
 async function main(): Promise<void> {
   const gib = Number(process.env.BENCH_GIB ?? '1');
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-backup-'));
@@ -108,16 +177,26 @@ async function main(): Promise<void> {
     const knownHosts = path.join(dir, 'known_hosts');
     await writeFile(knownHosts, `[${sshd.target.host}]:${sshd.target.port} ${sshd.target.hostKey}\n`);
     const rel = tree.slice(1);
+    const loadBefore = loadavg();
+
+    /** Runs `fn`, returning its result with the CPU seconds sshd (server side) and MinIO used meanwhile. */
+    const accounted = async <T>(fn: () => Promise<T>) => {
+      const [s0, m0] = await Promise.all([cpuOf(sshd.process.pid), cpuOf(minio.process.pid)]);
+      const result = await fn();
+      const [s1, m1] = await Promise.all([cpuOf(sshd.process.pid), cpuOf(minio.process.pid)]);
+      return { ...result, serverCpu: s1 - s0, minioCpu: m1 - m0 };
+    };
 
     // The practical limit: OpenSSH + tar + zstd -3, the same tree, warm page cache for both sides.
     const timeIt = async (cmd: string) => {
-      const { stderr } = await run('bash', ['-c', `/usr/bin/time -f '%e %M' bash -c "$1" 2>&1 >/dev/null | tail -n 1 >&2`, 'bash', cmd], { maxBuffer: 16 * MiB });
-      const [secs, kb] = stderr.trim().split(/\s+/).map(Number);
-      return { seconds: secs!, peakRssMiB: kb! / 1024 };
+      const { stderr } = await run('bash', ['-c', `/usr/bin/time -f '%e %M %U %S' bash -c "$1" 2>&1 >/dev/null | tail -n 1 >&2`, 'bash', cmd], { maxBuffer: 16 * MiB });
+      const [secs, kb, user, sys] = stderr.trim().split(/\s+/).map(Number);
+      return { seconds: secs!, peakRssMiB: kb! / 1024, cpuSeconds: user! + sys! };
     };
     const sshCmd = `ssh -i ${keyPath} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o Ciphers=aes128-gcm@openssh.com -p ${sshd.target.port} root@${sshd.target.host}`;
     await timeIt(`${sshCmd} tar -C / -cf - ${rel} > /dev/null`); // warm the cache
-    const baseline = await timeIt(`${sshCmd} tar -C / -cf - ${rel} | zstd -3 -q -T1 > /dev/null`);
+    const limit = () => accounted(() => timeIt(`${sshCmd} tar -C / -cf - ${rel} | zstd -3 -q -T1 > /dev/null`));
+    const baseline = await limit();
 
     const input: ChildInput = {
       mode: 'backup',
@@ -126,21 +205,37 @@ async function main(): Promise<void> {
       key: Buffer.alloc(32, 7).toString('base64'),
       paths: [rel],
     };
-    const backup = await runChild(input);
-    const restore = await runChild({ ...input, mode: 'restore', record: backup.record, restoreRoot: path.join(dir, 'restored') });
+    const backup = await accounted(() => runChild(input));
+    const restore = await accounted(() => runChild({ ...input, mode: 'restore', record: backup.record, restoreRoot: path.join(dir, 'restored') }));
+    await rm(path.join(dir, 'restored'), { recursive: true, force: true });
+    const baseline2 = await limit();
+
+    // MinIO's own ceiling on these cores: the same number of bytes, from a page-cached file.
+    const blob = path.join(dir, 'stored-size.bin');
+    await run('bash', ['-c', `head -c ${backup.storedBytes} /dev/urandom > "$1" && cat "$1" > /dev/null`, 'bash', blob]);
+    const ceiling = await accounted(() => runChild({ ...input, mode: 'minio', file: blob }));
+    await rm(blob, { force: true });
 
     const mbps = (bytes: number, s: number) => (bytes / 1e6 / s).toFixed(0);
+    const cpu = (r: { serverCpu: number; minioCpu: number }, own: number) => `${own.toFixed(1)} / ${r.minioCpu.toFixed(1)} / ${r.serverCpu.toFixed(1)}`;
     const streamSecs = backup.phases.streaming as number;
-    console.log(`\nmachine: ${cpus().length} × ${cpus()[0]?.model}, Node ${process.version}`);
-    console.log(`tree: ${(treeBytes / 2 ** 30).toFixed(2)} GiB apparent; archive ${(backup.archiveBytes / 2 ** 30).toFixed(2)} GiB; stored ${(backup.storedBytes / 2 ** 30).toFixed(2)} GiB`);
-    console.log('| run | seconds | MB/s (tree) | peak RSS MiB |');
-    console.log('|---|---|---|---|');
-    console.log(`| ssh tar \\| zstd -3 > /dev/null | ${baseline.seconds.toFixed(1)} | ${mbps(treeBytes, baseline.seconds)} | ${baseline.peakRssMiB.toFixed(0)} (largest process) |`);
-    console.log(`| backup: stream to S3 (tar→zstd→encrypt→upload) | ${streamSecs.toFixed(1)} | ${mbps(treeBytes, streamSecs)} | |`);
-    console.log(`| backup: whole (+ re-read & hash from S3, manifest hashes) | ${(backup.seconds as number).toFixed(1)} | ${mbps(treeBytes, backup.seconds)} | ${(backup.peakRssMiB as number).toFixed(0)} |`);
-    console.log(`| restore: whole (stream, verify, tar -x, check tree) | ${(restore.seconds as number).toFixed(1)} | ${mbps(treeBytes, restore.seconds)} | ${(restore.peakRssMiB as number).toFixed(0)} |`);
+    const restoreSecs = restore.phases.restoring as number;
+    const gb = (n: number) => (n / 2 ** 30).toFixed(2);
+    console.log(`\nmachine: ${cpus().length} × ${cpus()[0]?.model}, Node ${process.version}; load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`tree: ${gb(treeBytes)} GiB apparent; archive ${gb(backup.archiveBytes)} GiB; stored ${gb(backup.storedBytes)} GiB; `
+      + `compressOn ${process.env.BENCH_COMPRESS_ON ?? 'server'}, part ${partSize / MiB} MiB × queue ${queueSize}`);
+    console.log('| run | seconds | MB/s (tree) | × limit | peak RSS MiB | CPU s: own / MinIO / server |');
+    console.log('|---|---|---|---|---|---|');
+    const ratio = (s: number) => (baseline.seconds / s).toFixed(2);
+    console.log(`| limit: ssh tar \\| zstd -3 > /dev/null | ${baseline.seconds.toFixed(1)} | ${mbps(treeBytes, baseline.seconds)} | 1.00 | ${baseline.peakRssMiB.toFixed(0)} (largest process) | ${cpu(baseline, baseline.cpuSeconds)} |`);
+    console.log(`| limit again, after backup and restore | ${baseline2.seconds.toFixed(1)} | ${mbps(treeBytes, baseline2.seconds)} | ${ratio(baseline2.seconds)} | ${baseline2.peakRssMiB.toFixed(0)} | ${cpu(baseline2, baseline2.cpuSeconds)} |`);
+    console.log(`| backup: streaming phase (tar+zstd → encrypt → SHA-256 → upload) | ${streamSecs.toFixed(1)} | ${mbps(treeBytes, streamSecs)} | ${ratio(streamSecs)} | | |`);
+    console.log(`| backup: whole (+ re-read & SHA-256 from storage ‖ manifest listing ${(backup.phases.verifying as number).toFixed(1)} s) | ${(backup.seconds as number).toFixed(1)} | ${mbps(treeBytes, backup.seconds)} | ${ratio(backup.seconds)} | ${(backup.peakRssMiB as number).toFixed(0)} | ${cpu(backup, backup.cpuSeconds)} |`);
+    console.log(`| restore: streaming phase (GET → SHA-256 → decrypt → tar -x) | ${restoreSecs.toFixed(1)} | ${mbps(treeBytes, restoreSecs)} | ${ratio(restoreSecs)} | | |`);
+    console.log(`| restore: whole (+ tree check ${(restore.phases.checking as number).toFixed(1)} s) | ${(restore.seconds as number).toFixed(1)} | ${mbps(treeBytes, restore.seconds)} | ${ratio(restore.seconds)} | ${(restore.peakRssMiB as number).toFixed(0)} | ${cpu(restore, restore.cpuSeconds)} |`);
+    console.log(`| MinIO alone: upload ${gb(ceiling.bytes)} GiB from a cached file | ${(ceiling.uploadSeconds as number).toFixed(1)} | ${mbps(ceiling.bytes, ceiling.uploadSeconds)} (stored bytes) | | ${(ceiling.peakRssMiB as number).toFixed(0)} | ${(ceiling.uploadCpu as number).toFixed(1)} / – / – |`);
+    console.log(`| MinIO alone: read back + SHA-256 | ${(ceiling.readSeconds as number).toFixed(1)} | ${mbps(ceiling.bytes, ceiling.readSeconds)} (stored bytes) | | | ${(ceiling.readCpu as number).toFixed(1)} / ${ceiling.minioCpu.toFixed(1)} (both) / – |`);
     console.log(`phases: backup ${JSON.stringify(backup.phases)} restore ${JSON.stringify(restore.phases)}`);
-    console.log(`streaming vs limit: ${(baseline.seconds / streamSecs).toFixed(2)}×`);
   } finally {
     await sshd.stop();
     await minio.stop();

@@ -6,4 +6,7 @@ export default [
   route('login', 'routes/login.tsx'),
   route('logout', 'routes/logout.tsx'),
   route('dashboard', 'routes/dashboard.tsx'),
+  route('billing', 'routes/billing.tsx'),
+  route('billing/success', 'routes/billing.success.tsx'),
+  route('billing/canceled', 'routes/billing.canceled.tsx'),
 ] satisfies RouteConfig;

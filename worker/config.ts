@@ -1,10 +1,12 @@
 import { z } from 'zod';
+import { planPriceEnvSchema } from '../activities/billing/plans.ts';
 import { commonFields, loadConfigOrExit, localDefaults, parseConfig, productionRules, secret, text, url, type Env } from '../lib/config.ts';
 
 /** The worker's environment: Temporal, PostgreSQL, object storage, Hetzner, Stripe, mail, secrets. */
 export const workerConfigSchema = z
   .object({
     ...commonFields,
+    ...planPriceEnvSchema.shape,
     AWS_ENDPOINT_URL_S3: url(['http', 'https'], localDefaults.AWS_ENDPOINT_URL_S3),
     AWS_REGION: text(localDefaults.AWS_REGION),
     AWS_ACCESS_KEY_ID: secret(localDefaults.AWS_ACCESS_KEY_ID),

@@ -826,7 +826,8 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
       continue;
     }
 
-    const next = nextDeadline(scheduleInput(Date.now()));
+    // A deadline may have become due while publishing (activities take time): it counts, so the wait is short.
+    const next = upcoming();
     const wakeAt = Math.min(next?.atMs ?? Infinity, cooling ? toMs(state.cooldownUntil!) : Infinity);
     const summary = next === null ? 'wait for a billing event or user activity' : describeDeadline(next.action);
     if (Number.isFinite(wakeAt)) {

@@ -23,7 +23,8 @@ const TAG_BYTES = 16;
 const RECORD_HEAD = 5;
 /** Headers are small JSON; anything bigger is not ours. */
 const MAX_HEADER_JSON = 16 * 1024;
-export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+/** 4 MiB: few enough records that per-record work is noise, small enough to keep memory flat. */
+export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
 /** Master keys by id (32 bytes each). The newest id encrypts; any listed id can decrypt. */
 export type MasterKeys = Readonly<Record<string, Buffer>>;
@@ -120,19 +121,25 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
   let index = 0;
   let headerSent = false;
 
-  const seal = (plain: Buffer, final: boolean): Buffer => {
+  // A record goes out as three buffers (head, ciphertext, tag): no copy to join them, the uploader
+  // cuts parts from the stream anyway. The plaintext of a chunk is joined once, then encrypted once.
+  const seal = (stream: Transform, plain: Buffer, final: boolean): void => {
     const cipher = createCipheriv('aes-256-gcm', dataKey, nonceFor(index));
     cipher.setAAD(chunkAad(headerDigest, index, final));
-    const head = Buffer.alloc(RECORD_HEAD);
+    const head = Buffer.allocUnsafe(RECORD_HEAD);
     head[0] = final ? 1 : 0;
     head.writeUInt32BE(plain.length, 1);
     const body = cipher.update(plain);
     cipher.final();
     index++;
-    return Buffer.concat([head, body, cipher.getAuthTag()]);
+    stream.push(head);
+    if (body.length > 0) stream.push(body);
+    stream.push(cipher.getAuthTag());
   };
 
   return new Transform({
+    // Counted in bytes: one sealed chunk may sit here while the uploader is busy, not more.
+    readableHighWaterMark: chunkSize,
     transform(data: Buffer, _enc, done: TransformCallback) {
       if (!headerSent) {
         this.push(header);
@@ -143,17 +150,17 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
       if (pendingLength >= chunkSize) {
         let all = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLength);
         while (all.length >= chunkSize) {
-          this.push(seal(all.subarray(0, chunkSize), false));
+          seal(this, all.subarray(0, chunkSize), false);
           all = all.subarray(chunkSize);
         }
-        pending = all.length > 0 ? [Buffer.from(all)] : [];
+        pending = all.length > 0 ? [all] : [];
         pendingLength = all.length;
       }
       done();
     },
     flush(done: TransformCallback) {
       if (!headerSent) this.push(header);
-      this.push(seal(Buffer.concat(pending, pendingLength), true));
+      seal(this, pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLength), true);
       pending = [];
       done();
     },

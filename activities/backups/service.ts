@@ -20,7 +20,7 @@ import { ErrorType } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, type MasterKeys } from './crypto.ts';
 import { asTyped, backupFailure, failureType } from './errors.ts';
-import { collectStderr, connectSsh, execChannel, exitOf, mustRun, runRemote, shq, type SshConnect, type SshTarget } from './ssh.ts';
+import { collectStderr, connectSsh, execChannel, exitOf, mustRun, runRemote, shq, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget } from './ssh.ts';
 import type { BackupRecord, BackupStore } from './store.ts';
 import { checkRelativePath, listRemoteTree, treeDifferences, type TreeEntry } from './tree.ts';
 
@@ -48,10 +48,20 @@ export interface BackupServiceConfig {
   stateDir?: string;
   /** zstd level; 3 is zstd's default and the speed/ratio sweet spot. */
   zstdLevel?: number;
+  /**
+   * Where zstd runs. 'server' (default): `tar -I zstd` on the server, so the worker only encrypts,
+   * hashes and uploads, and fewer bytes cross SSH; falls back to the worker when the server has no
+   * zstd. 'worker': Node's zlib zstd in this process. The stored format is the same either way.
+   */
+  compressOn?: 'server' | 'worker';
+  /** zstd threads on the server (`-T`); 1 leaves the customer's other cores alone, 0 means all. */
+  zstdThreads?: number;
   /** Plaintext bytes per encrypted chunk. */
   chunkSize?: number;
   /** Multipart part size: explicit, so streams of unknown length can grow to partSize × 10,000. */
   partSize?: number;
+  /** Parts uploaded at once. Memory is about partSize × (queueSize + 2). Default 2. */
+  queueSize?: number;
   /** Incrementals after a full before the next full is forced. Default 13. */
   maxChainLength?: number;
 }
@@ -97,7 +107,8 @@ export interface BackupManifestV1 {
   archiveBytes: number;
   storedBytes: number;
   encryption: { algorithm: 'aes-256-gcm-chunked-v1'; keyId: string; chunkSize: number };
-  compression: { algorithm: 'zstd'; level: number };
+  /** `where`: 'server' (`tar -I zstd` on the server) or 'worker' (Node's zlib); absent in older manifests. */
+  compression: { algorithm: 'zstd'; level: number; where?: 'server' | 'worker' };
   tools: { tar: string; zstd: string; node: string };
   preBackupCommand: string | null;
 }
@@ -148,6 +159,25 @@ export interface BackupService {
 
 const RESTORE_ERRORS: readonly string[] = [ErrorType.BackupCorrupt, ErrorType.KeyUnavailable];
 
+/**
+ * SigV4 signs a Buffer body by hashing it with SHA-256 — for every part we upload, on our main
+ * thread — and storage hashes it again to check. Without SHA extensions that is ~230 MB/s per side,
+ * as slow as zstd. Our backup parts go `UNSIGNED-PAYLOAD` instead (still signed headers; the SDK's
+ * CRC32 checksum of each part still travels and storage checks it; production is TLS), because the
+ * object as a whole is re-read and its SHA-256 matched before a backup counts. Only UploadPart
+ * requests for this service's bucket and key prefix are touched; adding it again replaces it.
+ */
+function sendPartsUnsigned(s3: S3Client, bucket: string, keyPrefix: string): void {
+  s3.middlewareStack.add((next, context) => async (args) => {
+    const input = args.input as { Bucket?: string; Key?: string };
+    const request = args.request as { headers?: Record<string, string> };
+    if (context.commandName === 'UploadPartCommand' && input.Bucket === bucket && input.Key?.startsWith(keyPrefix) && request.headers) {
+      request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+    }
+    return next(args);
+  }, { step: 'build', name: `berthUnsignedBackupParts:${bucket}:${keyPrefix}`, override: true });
+}
+
 /** Builds the backup service from its dependencies (clients are made by the worker or the tests). */
 export function createBackupService(config: BackupServiceConfig): BackupService {
   const { s3, bucket, store, log, masterKeys, currentKeyId } = config;
@@ -159,11 +189,15 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
   const zstdLevel = config.zstdLevel ?? 3;
   const chunkSize = config.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const partSize = config.partSize ?? 16 * 1024 * 1024;
+  const queueSize = config.queueSize ?? 2;
+  const compressOn = config.compressOn ?? 'server';
+  const zstdThreads = config.zstdThreads ?? 1;
   const maxChainLength = config.maxChainLength ?? 13;
   if (paths.length === 0) throw backupFailure(ErrorType.Misconfigured, 'no backup paths configured');
   if (!masterKeys[currentKeyId]) throw backupFailure(ErrorType.Misconfigured, `current master key ${currentKeyId} is not configured`);
 
   const userPrefix = (userId: string) => `${keyPrefix}${userId}/`;
+  sendPartsUnsigned(s3, bucket, keyPrefix);
   const snar = `${stateDir}/tar.snar`;
   const snarParent = `${stateDir}/tar.snar.parent`;
 
@@ -276,58 +310,71 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         const parent = await chooseParent(client, req.userId, req.incremental ?? false);
         const kind = parent ? 'incremental' : 'full';
         const starts = paths.map((p) => shq(`./${p}`)).join(' ');
-        const facts = (await mustRun(client, `tar --version | head -n 1 && cd ${shq(root)} && du -s -c -b -- ${starts} | tail -n 1`, 'inspecting the paths', ErrorType.Misconfigured))
-          .toString().split('\n');
+        // tar's version, zstd's (or "none"), the apparent size of the paths.
+        const facts = (await mustRun(client, `tar --version | head -n 1 && { zstd -V 2>/dev/null | head -n 1 | grep . || echo none; } && cd ${shq(root)} && du -s -c -b -- ${starts} | tail -n 1`,
+          'inspecting the paths', ErrorType.Misconfigured)).toString().split('\n');
         const tarVersion = facts[0]?.trim() ?? 'unknown';
-        progress.bytesEstimate = Number(facts[1]?.split(/\s/)[0]) || null;
+        const serverZstd = facts[1]?.trim() && facts[1].trim() !== 'none' ? facts[1].trim() : undefined;
+        progress.bytesEstimate = Number(facts[2]?.split(/\s/)[0]) || null;
+        const where = compressOn === 'server' && serverZstd ? 'server' : 'worker';
+        if (compressOn === 'server' && !serverZstd) log.warn({ backupId }, 'the server has no zstd: compressing in the worker');
 
         await store.upsertPending({ id: backupId, userId: req.userId, serverId: req.serverId ?? null, kind, parentId: parent?.id ?? null,
           objectKey, encryptionKeyId: currentKeyId, expiresAt: req.expiresAt ?? null });
         recorded = true;
-        log.info({ backupId, userId: req.userId, kind, parentId: parent?.id ?? null }, 'backup started');
+        log.info({ backupId, userId: req.userId, kind, parentId: parent?.id ?? null, compressOn: where }, 'backup started');
 
         // tar works on a copy of the snapshot file, adopted only once this backup completed.
+        // With server-side compression tar runs zstd itself (-I), so tar's exit status covers zstd's too.
         const prepareSnapshot = parent ? `cp -- ${shq(snar)} ${shq(snarTmp)}` : `rm -f -- ${shq(snarTmp)}`;
+        const compressor = where === 'server' ? ` --use-compress-program=${shq(`zstd -${zstdLevel} -q -T${zstdThreads}`)}` : '';
         const tarCommand = `mkdir -p -- ${shq(stateDir)} && ${prepareSnapshot} && cd ${shq(root)} && `
-          + `tar --create --file=- --format=posix --sparse --numeric-owner --listed-incremental=${shq(snarTmp)} -- ${starts}`;
+          + `tar --create --file=- --format=posix --sparse --numeric-owner --listed-incremental=${shq(snarTmp)} ${TAR_PROGRESS_OPTIONS}${compressor} -- ${starts}`;
         const channel = await execChannel(client, tarCommand);
-        const stderr = collectStderr(channel);
-        const exited = exitOf(channel, 'tar', stderr);
+        // Progress is tar's own count of archive bytes (before compression), reported every ~10 MiB.
+        const tarErr = watchTarStderr(channel, (n) => {
+          progress.bytesDone = n;
+          report(progress);
+        });
+        const exited = exitOf(channel, 'tar', tarErr.text);
         exited.catch(() => {});
         channel.end();
 
         progress.phase = 'streaming';
         report(progress, true);
         const hash = createHash('sha256');
+        let received = 0;
         // The archive ends only when tar said it succeeded: a dropped connection looks like EOF otherwise.
         const gate = new Transform({
           transform(data: Buffer, _enc, done: TransformCallback) {
-            progress.bytesDone += data.length;
-            report(progress);
+            received += data.length;
             done(null, data);
           },
           flush(done: TransformCallback) {
-            exited.then((code) => done(code === 0 ? null : backupFailure(ErrorType.Transient, `tar exited with ${code}${stderr() ? `: ${stderr()}` : ''}`)), done);
+            exited.then((code) => done(code === 0 ? null : backupFailure(ErrorType.Transient, `tar exited with ${code}${tarErr.text() ? `: ${tarErr.text()}` : ''}`)), done);
           },
         });
+        // Sees whole sealed records (a few MiB each), so hashing costs one call per record.
         const meter = new Transform({
+          readableHighWaterMark: chunkSize,
           transform(data: Buffer, _enc, done: TransformCallback) {
             hash.update(data);
             progress.bytesStored += data.length;
             done(null, data);
           },
         });
-        const body = new PassThrough();
+        const body = new PassThrough({ readableHighWaterMark: chunkSize, writableHighWaterMark: chunkSize });
         const upload = new Upload({
           client: s3,
           params: { Bucket: bucket, Key: objectKey, Body: body, ContentType: 'application/octet-stream' },
           partSize,
-          queueSize: 2,
+          queueSize,
           leavePartsOnError: false,
         });
         const uploaded = upload.done();
-        const piped = pipeline(channel, gate, zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: zstdLevel } }),
-          createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize }), meter, body);
+        const stages: Transform[] = [gate];
+        if (where === 'worker') stages.push(zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: zstdLevel } }));
+        const piped = pipeline([channel, ...stages, createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize }), meter, body]);
         try {
           await Promise.all([piped, uploaded.catch((err: unknown) => {
             body.destroy(err as Error);
@@ -342,30 +389,36 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         }
         const sha256 = hash.digest('hex');
         const sizeBytes = progress.bytesStored;
+        const archiveBytes = tarErr.archiveBytes() ?? (where === 'worker' ? received : 0);
+        progress.bytesDone = archiveBytes;
 
-        // Verified means read back from storage, not what we believe we sent.
+        // Verified means read back from storage, not what we believe we sent. The manifest's listing
+        // (find + sha256sum on the server) runs meanwhile: it uses the server's CPU, the re-read ours.
         progress.phase = 'verifying';
         report(progress, true);
-        const stored = await rereadObject(objectKey);
+        const [reread, listed] = await Promise.allSettled([rereadObject(objectKey), listRemoteTree(client, root, paths)]);
+        if (reread.status === 'rejected') throw reread.reason;
+        if (listed.status === 'rejected') throw listed.reason;
+        const stored = reread.value;
         if (stored.size !== sizeBytes || stored.sha256 !== sha256) {
           throw backupFailure(ErrorType.BackupCorrupt, `stored object ${objectKey} does not match what was sent (size ${stored.size}/${sizeBytes}, sha256 ${stored.sha256}/${sha256})`);
         }
-        const tree = await listRemoteTree(client, root, paths);
+        const tree = listed.value;
         const manifest: BackupManifestV1 = {
           format: 1, root, paths, kind, parentId: parent?.id ?? null,
           fileCount: tree.fileCount, dirCount: tree.dirCount, symlinkCount: tree.symlinkCount, totalBytes: tree.totalBytes,
-          treeDigest: tree.digest, entries: tree.entries, archiveBytes: progress.bytesDone, storedBytes: sizeBytes,
+          treeDigest: tree.digest, entries: tree.entries, archiveBytes, storedBytes: sizeBytes,
           encryption: { algorithm: 'aes-256-gcm-chunked-v1', keyId: currentKeyId, chunkSize },
-          compression: { algorithm: 'zstd', level: zstdLevel },
-          tools: { tar: tarVersion, zstd: process.versions.zstd ?? 'unknown', node: process.version },
+          compression: { algorithm: 'zstd', level: zstdLevel, where },
+          tools: { tar: tarVersion, zstd: where === 'server' ? serverZstd! : `zlib ${process.versions.zstd ?? 'unknown'}`, node: process.version },
           preBackupCommand: config.preBackupCommand ?? null,
         };
         await store.markCompleted(backupId, { sizeBytes, sha256, manifest: manifest as unknown as BackupManifest, verifiedAt: new Date() });
         // Only now does the server's snapshot state move on; if this fails the next backup is a full one.
         await mustRun(client, `mv -f -- ${shq(snarTmp)} ${shq(snar)} && printf %s ${shq(backupId)} > ${shq(snarParent)}`, 'adopting the snapshot file')
           .catch((err: unknown) => log.warn({ backupId, err: (err as Error).message }, 'could not adopt the tar snapshot file; the next backup will be full'));
-        log.info({ backupId, kind, sizeBytes, archiveBytes: progress.bytesDone }, 'backup completed and verified');
-        return { backupId, kind, parentId: parent?.id ?? null, objectKey, sizeBytes, sha256, archiveBytes: progress.bytesDone, manifest };
+        log.info({ backupId, kind, sizeBytes, archiveBytes }, 'backup completed and verified');
+        return { backupId, kind, parentId: parent?.id ?? null, objectKey, sizeBytes, sha256, archiveBytes, manifest };
       } catch (err) {
         const typed = asTyped(err, 'backup failed');
         log.warn({ backupId, userId: req.userId, type: typed.type, err: typed.message }, 'backup failed');
@@ -414,9 +467,13 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
       const stage = `./.berth-restore-${target.id}`;
       return withSsh(req.ssh, async (client) => {
         try {
-          await mustRun(client, `mkdir -p -- ${shq(restoreRoot)} && cd ${shq(restoreRoot)} && rm -rf -- ${shq(stage)} && mkdir -m 700 -- ${shq(stage)}`, 'preparing the restore directory');
+          const hasZstd = (await mustRun(client, `mkdir -p -- ${shq(restoreRoot)} && cd ${shq(restoreRoot)} && rm -rf -- ${shq(stage)} && mkdir -m 700 -- ${shq(stage)}`
+            + ' && { command -v zstd >/dev/null && echo zstd || echo none; }', 'preparing the restore directory')).toString().trim() === 'zstd';
+          // Decompress where the backup was compressed by default: on the server if it has zstd (tar -I runs `zstd -d`).
+          const serverSide = compressOn === 'server' && hasZstd;
           for (const link of chain) {
-            const channel = await execChannel(client, `cd ${shq(restoreRoot)} && tar --extract --file=- --listed-incremental=/dev/null --numeric-owner --same-owner --same-permissions -C ${shq(stage)}`);
+            const channel = await execChannel(client, `cd ${shq(restoreRoot)} && tar --extract --file=- --listed-incremental=/dev/null --numeric-owner --same-owner --same-permissions`
+              + `${serverSide ? ` --use-compress-program=${shq('zstd -q')}` : ''} -C ${shq(stage)}`);
             const stderr = collectStderr(channel);
             const exited = exitOf(channel, 'tar -x', stderr);
             exited.catch(() => {});
@@ -449,7 +506,9 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
               },
             });
             try {
-              await pipeline(await getStream(link.objectKey), meter, createDecryptStream({ masterKeys }), zlib.createZstdDecompress(), counter, channel);
+              const stages: Transform[] = [meter, createDecryptStream({ masterKeys })];
+              if (!serverSide) stages.push(zlib.createZstdDecompress());
+              await pipeline([await getStream(link.objectKey), ...stages, counter, channel]);
             } catch (err) {
               channel.destroy();
               throw err;

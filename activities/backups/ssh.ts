@@ -98,6 +98,34 @@ export function collectStderr(channel: ClientChannel, limit = 8192): () => strin
   return () => text.trim();
 }
 
+/** A `tar --checkpoint-action=echo=...` line; `%u` is tar's record count (10 KiB records by default). */
+export const TAR_PROGRESS_MARK = 'berth-progress:';
+/** tar options that report progress on stderr (every 1024 records ≈ 10 MiB) and the archive's size at the end. */
+export const TAR_PROGRESS_OPTIONS = `--totals --checkpoint=1024 --checkpoint-action=echo=${TAR_PROGRESS_MARK}%u`;
+const TAR_RECORD_BYTES = 10240;
+
+/**
+ * Reads tar's stderr: progress lines (uncompressed archive bytes so far) go to `onBytes`, the
+ * `--totals` line gives the archive's size, and everything else is kept (bounded) for error messages.
+ */
+export function watchTarStderr(channel: ClientChannel, onBytes: (archiveBytes: number) => void, limit = 8192): { text: () => string; archiveBytes: () => number | undefined } {
+  let text = '';
+  let partial = '';
+  let total: number | undefined;
+  channel.stderr.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const mark = line.indexOf(TAR_PROGRESS_MARK);
+      const totals = /Total bytes written: (\d+)/.exec(line);
+      if (mark >= 0) onBytes(Number(line.slice(mark + TAR_PROGRESS_MARK.length)) * TAR_RECORD_BYTES);
+      else if (totals) total = Number(totals[1]);
+      else if (text.length < limit) text += `${line.slice(0, limit - text.length)}\n`;
+    }
+  });
+  return { text: () => (text + (text.length < limit ? partial.slice(0, limit - text.length) : '')).trim(), archiveBytes: () => total };
+}
+
 /** Runs a command to completion, returning its exit code and output (stdout as bytes). */
 export async function runRemote(client: Client, command: string, stdin?: Buffer | string): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   const channel = await execChannel(client, command);

@@ -1,4 +1,5 @@
 import type { Plan } from '../../db/database.ts';
+import type { BillingEvent as LifecycleBillingEvent } from '../../workflows/messages.ts';
 
 /**
  * What a Stripe event means to Berth. The customer workflow receives these (one signal per Stripe
@@ -43,4 +44,29 @@ export interface BillingEvent {
 /** The id of the customer workflow that billing events are delivered to. */
 export function customerWorkflowId(userId: string): string {
   return `customer-${userId}`;
+}
+
+const lifecycleTypes = {
+  'checkout.completed': 'checkout_completed',
+  'subscription.updated': 'subscription_updated',
+  'subscription.deleted': 'subscription_deleted',
+  'payment.succeeded': 'invoice_paid',
+  'payment.failed': 'payment_failed',
+  // Until the customer authenticates, the renewal is not paid: the same as a failed payment.
+  'payment.action_required': 'payment_failed',
+} as const satisfies Record<BillingEventType, LifecycleBillingEvent['type']>;
+
+/**
+ * The billing event as the customer's lifecycle workflow takes it (workflows/messages.ts): only what
+ * the lifecycle acts on, with "this event does not say" as an absent field rather than null.
+ */
+export function toLifecycleEvent(event: BillingEvent): LifecycleBillingEvent {
+  return {
+    eventId: event.eventId,
+    type: lifecycleTypes[event.type],
+    created: event.created,
+    ...(event.accessEndsAt !== null ? { accessEndsAt: event.accessEndsAt } : {}),
+    ...(event.plan !== null ? { plan: event.plan } : {}),
+    ...(event.cancelAtPeriodEnd !== null ? { cancelAtPeriodEnd: event.cancelAtPeriodEnd } : {}),
+  };
 }

@@ -1,5 +1,6 @@
 import type { Client, SignalDefinition } from '@temporalio/client';
-import { customerWorkflowId, type BillingEvent } from './billing-event.ts';
+import { customerWorkflowId, toLifecycleEvent, type BillingEvent } from './billing-event.ts';
+import type { BillingEvent as LifecycleBillingEvent } from '../../workflows/messages.ts';
 
 /** Hands a normalized billing event to the customer's workflow. Must be safe to repeat. */
 export interface BillingEventDelivery {
@@ -12,14 +13,15 @@ export interface TemporalBillingDeliveryOptions {
   /** The customer lifecycle workflow (its name or function). */
   workflowType: string;
   /** The workflow's billing-event signal (from workflows/messages.ts), or its name. */
-  signal: SignalDefinition<[BillingEvent]> | string;
+  signal: SignalDefinition<[LifecycleBillingEvent]> | string;
   /** Arguments the workflow starts with when this event is the first thing it hears. */
   workflowArgs: (userId: string) => unknown[];
 }
 
 /**
  * Delivers by signalWithStart to `customer-<userId>`: starts the workflow if it is not running.
- * Repeating it is harmless because the workflow ignores an event id it has seen.
+ * Repeating it is harmless because the workflow ignores an event id it has seen. The event goes in
+ * the lifecycle's own shape (toLifecycleEvent).
  */
 export function createTemporalBillingDelivery(opts: TemporalBillingDeliveryOptions): BillingEventDelivery {
   return {
@@ -29,7 +31,7 @@ export function createTemporalBillingDelivery(opts: TemporalBillingDeliveryOptio
         taskQueue: opts.taskQueue,
         args: opts.workflowArgs(userId),
         signal: opts.signal,
-        signalArgs: [event],
+        signalArgs: [toLifecycleEvent(event)],
       });
     },
   };

@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import * as initial from './2026-11-26T00-00-00-initial.ts';
+import * as lifecycleProjection from './2026-11-26T12-00-00-lifecycle-projection.ts';
 
 /**
  * Every migration, in order, listed by hand: no folder scanning, so a bundle or a typo cannot
@@ -7,6 +8,7 @@ import * as initial from './2026-11-26T00-00-00-initial.ts';
  */
 export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-26T00-00-00-initial': initial,
+  '2026-11-26T12-00-00-lifecycle-projection': lifecycleProjection,
 };
 
 /** The Kysely MigrationProvider that returns exactly the list above. */

@@ -10,6 +10,8 @@ export interface AuditLogTable {
   subject: string;
   at: ColumnType<Date, Date | undefined, never>;
   details: JSONColumnType<Record<string, unknown>, string | undefined, never>;
+  /** Set by writers that may retry (activities): the entry is written once per key. */
+  idempotencyKey: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export type AuditLogEntry = Selectable<AuditLogTable>;

@@ -1,4 +1,4 @@
-import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Insertable, JSONColumnType, Selectable, Updateable } from 'kysely';
 
 /** Plans a customer can buy; each maps to a server type and a backup retention. */
 export const plans = ['starter', 'pro', 'enterprise'] as const;
@@ -32,6 +32,11 @@ export interface CustomersTable {
   lastActiveAt: Date | null;
   stripeCustomerId: string | null;
   stripeSubscriptionId: string | null;
+  /** The lifecycle workflow's last projection as the pages show it (LifecycleProjection). */
+  view: JSONColumnType<Record<string, unknown>, string | undefined, string>;
+  /** Workflow time of that projection: older writes are ignored. */
+  asOf: Date | null;
+  attentionReason: string | null;
   updatedAt: ColumnType<Date, Date | undefined, Date>;
 }
 

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, describe, expect, test } from 'vitest';
 import { migrateAllDown, migrateDown, migrateToLatest } from '../../db/migrate.ts';
+import { migrations } from '../../db/migrations/index.ts';
 import { upsertInvoice } from '../../db/repositories/invoices.ts';
 import { markServerDeleted, recordServer, type ServerRecord } from '../../db/repositories/servers.ts';
 import { createUser, EmailTakenError, findUserByEmail } from '../../db/repositories/users.ts';
@@ -17,6 +18,14 @@ async function tablesIn(t: TestDatabase): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
+const names = Object.keys(migrations);
+
+async function columnsOf(t: TestDatabase, table: string): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    select column_name as name from information_schema.columns where table_schema = ${t.schema} and table_name = ${table}`.execute(t.db);
+  return rows.map((r) => r.name);
+}
+
 describe('migrations on real PostgreSQL', () => {
   const suites: TestDatabase[] = [];
   afterAll(async () => {
@@ -29,19 +38,23 @@ describe('migrations on real PostgreSQL', () => {
     expect(await tablesIn(t)).toEqual([]);
 
     const up = await migrateToLatest(t.db);
-    expect(up.map((r) => [r.migrationName, r.direction, r.status])).toEqual([['2026-11-26T00-00-00-initial', 'Up', 'Success']]);
+    expect(up.map((r) => [r.migrationName, r.direction, r.status])).toEqual(names.map((n) => [n, 'Up', 'Success']));
     expect(await tablesIn(t)).toEqual([...berthTables, ...bookkeeping].sort());
     expect(await migrateToLatest(t.db)).toEqual([]);
 
     const down = await migrateAllDown(t.db);
-    expect(down.map((r) => [r.migrationName, r.direction, r.status])).toEqual([['2026-11-26T00-00-00-initial', 'Down', 'Success']]);
+    expect(down.map((r) => [r.migrationName, r.direction, r.status])).toEqual([...names].reverse().map((n) => [n, 'Down', 'Success']));
     expect(await tablesIn(t)).toEqual(bookkeeping);
 
     await migrateToLatest(t.db);
     expect(await tablesIn(t)).toEqual([...berthTables, ...bookkeeping].sort());
 
-    // One step down from the latest also removes everything the initial migration made.
-    expect((await migrateDown(t.db)).map((r) => r.status)).toEqual(['Success']);
+    // Step by step down: each migration undoes exactly its own part, the last leaves nothing.
+    expect(await columnsOf(t, 'customers')).toContain('as_of');
+    expect((await migrateDown(t.db)).map((r) => r.migrationName)).toEqual([names.at(-1)]);
+    expect(await columnsOf(t, 'customers')).not.toContain('as_of');
+    expect(await tablesIn(t)).toEqual([...berthTables, ...bookkeeping].sort());
+    for (let i = 1; i < names.length; i++) expect((await migrateDown(t.db)).map((r) => r.status)).toEqual(['Success']);
     expect(await tablesIn(t)).toEqual(bookkeeping);
     expect(await migrateDown(t.db)).toEqual([]);
   });
@@ -51,7 +64,7 @@ describe('migrations on real PostgreSQL', () => {
     const second = await createTestDatabase({ name: 'second', migrate: false });
     suites.push(first, second);
     expect(await tablesIn(first)).toContain('users');
-    expect(await migrateToLatest(second.db)).toHaveLength(1);
+    expect(await migrateToLatest(second.db)).toHaveLength(names.length);
     expect(await tablesIn(second)).toEqual([...berthTables, ...bookkeeping].sort());
   });
 });

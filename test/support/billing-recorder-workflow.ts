@@ -4,7 +4,7 @@
  * lifecycle workflow does with these fields), and answers a query with what it holds.
  */
 import { condition, defineQuery, defineSignal, setHandler } from '@temporalio/workflow';
-import type { BillingEvent } from '../../activities/billing/billing-event.ts';
+import type { BillingEvent } from '../../workflows/messages.ts';
 
 export interface RecorderState {
   /** Signals delivered, duplicates included. */
@@ -14,7 +14,7 @@ export interface RecorderState {
   accessEndsAt: string | null;
   plan: string | null;
   cancelAtPeriodEnd: boolean | null;
-  /** Last known payment state: 'paid' | 'failed' | 'action_required' | 'ended'. */
+  /** Last known payment state: 'paid' | 'failed' | 'ended'. */
   payment: string | null;
 }
 
@@ -24,8 +24,8 @@ export const recorderStateQuery = defineQuery<RecorderState>('recorderState');
 export async function billingRecorder(_userId: string): Promise<void> {
   const state: RecorderState = { deliveries: 0, eventIds: [], accessEndsAt: null, plan: null, cancelAtPeriodEnd: null, payment: null };
   const newest: Record<string, string> = {};
-  const take = <K extends keyof RecorderState>(field: K, value: RecorderState[K] | null, created: string) => {
-    if (value === null) return;
+  const take = <K extends keyof RecorderState>(field: K, value: RecorderState[K] | null | undefined, created: string) => {
+    if (value === null || value === undefined) return;
     if (newest[field] !== undefined && newest[field] > created) return;
     newest[field] = created;
     state[field] = value;
@@ -37,7 +37,7 @@ export async function billingRecorder(_userId: string): Promise<void> {
     take('accessEndsAt', event.accessEndsAt, event.created);
     take('plan', event.plan, event.created);
     take('cancelAtPeriodEnd', event.cancelAtPeriodEnd, event.created);
-    const payment = { 'payment.succeeded': 'paid', 'payment.failed': 'failed', 'payment.action_required': 'action_required', 'subscription.deleted': 'ended' }[event.type as string];
+    const payment = { invoice_paid: 'paid', payment_failed: 'failed', subscription_deleted: 'ended' }[event.type as string];
     take('payment', payment ?? null, event.created);
   });
   setHandler(recorderStateQuery, () => state);

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
+const { temporal } = proto;
 import { lifecycleSearchAttributeKeys } from '../../workflows/search-attributes.ts';
 import type { LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
 import type { LifecycleConfig } from '../../workflows/deadlines.ts';
@@ -33,7 +34,7 @@ function quietRuntime(): void {
 /** Registers CustomerId, Plan, Stage, ServerId (Keyword) and NeedsAttention (Bool) on a namespace. */
 export async function registerLifecycleSearchAttributes(connection: Connection, namespace = 'default'): Promise<void> {
   const types = temporal.api.enums.v1.IndexedValueType;
-  const searchAttributes: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
+  const searchAttributes: Record<string, (typeof types)[keyof typeof types]> = {};
   for (const key of lifecycleSearchAttributeKeys) {
     searchAttributes[key.name] = key.type === 'BOOL' ? types.INDEXED_VALUE_TYPE_BOOL : types.INDEXED_VALUE_TYPE_KEYWORD;
   }
