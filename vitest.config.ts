@@ -21,6 +21,8 @@ export default defineConfig({
           setupFiles: ['test/support/no-console-error.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          // Each file runs its own Java test server; one at a time keeps a 2-core machine responsive.
+          fileParallelism: false,
         },
       },
       {

@@ -238,3 +238,9 @@ export interface ProjectionActivities {
 
 /** Everything the lifecycle workflow calls; a worker registers an object implementing all of it. */
 export type LifecycleActivities = CloudActivities & BackupActivities & MailActivities & BillingActivities & ProjectionActivities;
+
+/** The fleet-wide billing job (run by the reconciliation Schedule, not by customer workflows). */
+export interface BillingReconciliationActivities {
+  /** Lists recent Stripe events and delivers those our webhook never processed. Idempotent. */
+  reconcileStripeEvents(): Promise<{ listed: number; replayed: number }>;
+}

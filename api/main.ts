@@ -15,7 +15,7 @@ import { createStripeSessions } from '../activities/billing/sessions.ts';
 import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts';
 import { createStripeWebhookRouter } from './webhooks/stripe.ts';
 import { createLocalBilling } from './local-billing/index.ts';
-import { customerWorkflowStart, signalActivity } from './lifecycle.ts';
+import { customerWorkflowStart, signalActivity } from '../lib/lifecycle-client.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
 

@@ -13,17 +13,22 @@ import { startMinio } from './services/minio.ts';
 import { startPostgres } from './services/postgres.ts';
 import { startMaildev } from './services/maildev.ts';
 import { localServices as env } from './services/local-defaults.ts';
+import { localDefaults } from '../lib/config.ts';
 
 const sink = prefixedSink();
 const say = (line: string) => sink('berth', line, 'stdout');
 const running: { name: string; stop(): Promise<void> }[] = [];
+/** Every child process started, watched so that one dying stops the rest. */
+const managed: ManagedProcess[] = [];
 let stopping = false;
 
-async function stopAll(code: number): Promise<never> {
-  if (!stopping) {
+let stopped: Promise<never> | undefined;
+
+/** Stops everything once, in reverse order (the app first, the database last), then exits. */
+function stopAll(code: number): Promise<never> {
+  stopped ??= (async () => {
     stopping = true;
     say('stopping…');
-    // Reverse order: the app first, the database last.
     for (const part of [...running].reverse()) {
       try {
         await part.stop();
@@ -33,8 +38,9 @@ async function stopAll(code: number): Promise<never> {
       }
     }
     say('stopped');
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return stopped;
 }
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
@@ -44,6 +50,8 @@ async function step<T extends { stop(): Promise<void> }>(name: string, start: ()
   say(`starting ${name}…`);
   const part = await start();
   running.push({ name, stop: () => part.stop() });
+  const child = (part as { process?: unknown }).process ?? part;
+  if (child && typeof child === 'object' && 'exited' in child && 'pid' in child) managed.push(child as ManagedProcess);
   say(`${name} ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   if (stopping) await stopAll(0);
   return part;
@@ -91,6 +99,13 @@ try {
     step('minio', () => startMinio({ dataDir: path.join(dataDir, 'minio'), port: env.minioPort, consolePort: env.minioConsolePort,
       accessKeyId: env.s3AccessKeyId, secretAccessKey: env.s3SecretAccessKey, buckets: [env.s3Bucket], sink })),
     step('maildev', () => startMaildev({ smtpPort: env.smtpPort, webPort: env.maildevWebPort, sink })),
+    // The local Hetzner Cloud: each server it creates is a real sshd on its own 127.0.N.x address.
+    step('cloud', () => startProcess({
+      name: 'cloud', command: process.execPath, args: ['sim/hetzner/main.ts'], cwd: rootDir, sink,
+      env: { ...process.env, HCLOUD_SIM_PORT: String(env.localCloudPort), HCLOUD_SIM_DATA_DIR: path.join(dataDir, 'cloud'), HCLOUD_SIM_TOKEN: localDefaults.HCLOUD_TOKEN },
+      ready: () => httpOk(`http://127.0.0.1:${env.localCloudPort}/v1/locations`),
+      stopTimeoutMs: 30_000,
+    })),
   ]);
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
@@ -114,7 +129,7 @@ try {
     name: 'worker', command: process.execPath, args: ['worker/main.ts'], cwd: rootDir, env: childEnv, sink,
     readyTimeoutMs: 120_000, ready: () => workerPolling(temporal.address, namespace, taskQueue),
   }));
-  const app: ManagedProcess = await step('web', () => startProcess({
+  await step('web', () => startProcess({
     name: 'web', command: process.execPath, args: ['api/main.ts'], cwd: rootDir, env: { ...childEnv, PORT: String(env.appPort) }, sink,
     ready: () => httpOk(`http://localhost:${env.appPort}/healthz`),
   }));
@@ -124,13 +139,17 @@ try {
   say(`  web app           http://localhost:${env.appPort}`);
   say(`  Temporal Web UI   ${temporal.uiUrl}`);
   say(`  mail catcher      ${maildev.webUrl}`);
+  say(`  local checkout    http://localhost:${env.appPort}/local-billing/dev  (renew, fail, cancel, expire)`);
+  say(`  local cloud       http://127.0.0.1:${env.localCloudPort}/v1  (Hetzner API; servers are sshd on 127.0.N.x)`);
   say(`  MinIO console     ${minio.consoleUrl}  (user ${env.s3AccessKeyId})`);
   say(`  PostgreSQL        ${postgres.url}`);
   say('Press Ctrl-C to stop everything.');
   // If a part dies on its own, stop the rest rather than run half a system.
-  await Promise.race([app.exited]);
-  say('the web server exited; stopping the rest');
-  await stopAll(1);
+  const died = await Promise.race(managed.map((m) => m.exited.then(() => m.name)));
+  if (!stopping) {
+    say(`${died} exited on its own; stopping the rest`);
+    await stopAll(1);
+  }
 } catch (err) {
   say(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
   await stopAll(1);

@@ -6,14 +6,13 @@
  * against the manifest. Incrementals use GNU tar's --listed-incremental (docs/decisions/).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import {
   AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import type { Client } from 'ssh2';
 import type { BackupManifest } from '../../db/database.ts';
 import { ErrorType } from '../../lib/errors.ts';
@@ -23,6 +22,7 @@ import { asTyped, backupFailure, failureType } from './errors.ts';
 import { collectStderr, connectSsh, execChannel, exitOf, mustRun, runRemote, shq, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget } from './ssh.ts';
 import type { BackupRecord, BackupStore } from './store.ts';
 import { checkRelativePath, listRemoteTree, treeDifferences, type TreeEntry } from './tree.ts';
+import { createPartUpload } from './upload.ts';
 
 export interface BackupServiceConfig {
   s3: S3Client;
@@ -60,7 +60,7 @@ export interface BackupServiceConfig {
   chunkSize?: number;
   /** Multipart part size: explicit, so streams of unknown length can grow to partSize × 10,000. */
   partSize?: number;
-  /** Parts uploaded at once. Memory is about partSize × (queueSize + 2). Default 2. */
+  /** Parts uploaded at once. The uploader holds partSize × (queueSize + 1) bytes. Default 2. */
   queueSize?: number;
   /** Incrementals after a full before the next full is forced. Default 13. */
   maxChainLength?: number;
@@ -363,28 +363,20 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
             done(null, data);
           },
         });
-        const body = new PassThrough({ readableHighWaterMark: chunkSize, writableHighWaterMark: chunkSize });
-        const upload = new Upload({
-          client: s3,
-          params: { Bucket: bucket, Key: objectKey, Body: body, ContentType: 'application/octet-stream' },
-          partSize,
-          queueSize,
-          leavePartsOnError: false,
-        });
-        const uploaded = upload.done();
+        // Fixed part buffers, reused: memory is partSize × (queueSize + 1) plus a chunk or two in the stages.
+        const upload = createPartUpload({ s3, bucket, key: objectKey, partSize, queueSize, contentType: 'application/octet-stream' });
         const stages: Transform[] = [gate];
         if (where === 'worker') stages.push(zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: zstdLevel } }));
-        const piped = pipeline([channel, ...stages, createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize }), meter, body]);
         try {
-          await Promise.all([piped, uploaded.catch((err: unknown) => {
-            body.destroy(err as Error);
-            throw err;
-          })]);
+          const all = [channel, ...stages, createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize }), meter, upload.stream];
+          all.forEach((st, i) => { st.on('close', () => console.error('DBG close', i)); st.on('error', (e) => console.error('DBG error', i, e.message)); });
+          await pipeline(all);
         } catch (err) {
+          console.error('DBG pipeline rejected', (err as Error).message);
           channel.destroy();
-          await upload.abort().catch(() => {});
-          // Let an in-flight CreateMultipartUpload/UploadPart settle before sweeping, or it could outlive the sweep.
-          await Promise.race([uploaded.catch(() => {}), sleep(30_000)]);
+          // Let an in-flight CreateMultipartUpload/UploadPart settle (and the upload be aborted) before sweeping, or it could outlive the sweep.
+          await Promise.race([upload.cleanedUp(), sleep(30_000)]);
+          console.error('DBG cleaned');
           throw err;
         }
         const sha256 = hash.digest('hex');
@@ -422,6 +414,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
       } catch (err) {
         const typed = asTyped(err, 'backup failed');
         log.warn({ backupId, userId: req.userId, type: typed.type, err: typed.message }, 'backup failed');
+        console.error('DBG outer');
         if (recorded) await store.setStatus(backupId, 'failed').catch((e: unknown) => log.error({ backupId, err: (e as Error).message }, 'could not mark backup failed'));
         await abortUploads(objectKey, objectKey).catch(() => {});
         await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey })).catch(() => {});

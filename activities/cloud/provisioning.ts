@@ -103,10 +103,25 @@ export function createCloudActivities(deps: CloudDeps): CloudActivities {
   };
 }
 
-/** SSH access to a customer's server for the chat and terminal features (and tests). */
-export function createServerAccess(deps: CloudDeps): { connectAssistant(customerId: string, serverId: string): Promise<AssistantConnection> } {
+/** How to reach a customer's server over SSH: address, login, the customer's key and the pinned host key. */
+export interface ServerSshTarget {
+  host: string;
+  port: number;
+  username: string;
+  privateKey: string;
+  hostKeyFingerprint: string;
+}
+
+/** SSH access to a customer's server for backups, the chat and terminal features (and tests). */
+export function createServerAccess(deps: CloudDeps): {
+  connectAssistant(customerId: string, serverId: string): Promise<AssistantConnection>;
+  sshTarget(customerId: string, serverId: string): Promise<ServerSshTarget>;
+} {
   const p = createProvisioning(deps);
-  return { connectAssistant: (customerId, serverId) => p.run(() => p.connectAssistant(customerId, serverId)) };
+  return {
+    connectAssistant: (customerId, serverId) => p.run(() => p.connectAssistant(customerId, serverId)),
+    sshTarget: (customerId, serverId) => p.run(() => p.sshTarget(customerId, serverId)),
+  };
 }
 
 function createProvisioning(deps: CloudDeps) {
@@ -604,6 +619,12 @@ function createProvisioning(deps: CloudDeps) {
     log.info({ customerId, server: server.id, override: 'override' in input }, 'server deleted');
   }
 
+  async function sshTarget(customerId: string, serverId: string): Promise<ServerSshTarget> {
+    const server = await requireServer(customerId, serverId);
+    const key = await ensureCustomerKey(db, masterKeys, customerId);
+    return { host: hostOf(server), port: sshPort, username: serverLayout.user, privateKey: key.privateKey, hostKeyFingerprint: await pinnedFingerprint(server) };
+  }
+
   async function connectAssistant(customerId: string, serverId: string): Promise<AssistantConnection> {
     const server = await requireServer(customerId, serverId);
     const key = await ensureCustomerKey(db, masterKeys, customerId);
@@ -619,7 +640,7 @@ function createProvisioning(deps: CloudDeps) {
   }
 
   return {
-    run, activity, ensureServer, setupAssistant, powerOn, powerOff, hibernate, wakeFromSnapshot, changeServerType, deleteServer, connectAssistant,
+    run, activity, ensureServer, setupAssistant, powerOn, powerOff, hibernate, wakeFromSnapshot, changeServerType, deleteServer, connectAssistant, sshTarget,
   };
 }
 

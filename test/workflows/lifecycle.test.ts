@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
 import {
   approveDeletionWithoutBackupUpdate, backupNowUpdate, billingEventSignal, powerOffUpdate, stateQuery, userActivitySignal,
@@ -43,6 +44,7 @@ async function story(doubles: LifecycleDoubles, config: Partial<LifecycleConfig>
     const at = async (ms: number): Promise<void> => {
       const now = await env.currentTimeMs();
       await env.sleep(Math.max(1, t0 + ms - now));
+      await settled(handle);
     };
     const signal = (e: BillingEvent) => handle.signal(billingEventSignal, e);
     try {
@@ -54,6 +56,22 @@ async function story(doubles: LifecycleDoubles, config: Partial<LifecycleConfig>
     }
     return handle;
   });
+}
+
+/**
+ * Waits (in real time, briefly) until the workflow has no workflow task and no activity attempt in
+ * flight, so a loaded machine cannot make an assertion look at a state the workflow is still
+ * computing. Activities waiting out a retry backoff do not count: virtual time moves those on.
+ */
+async function settled(handle: WorkflowHandle<typeof customerLifecycle>, limitMs = 15_000): Promise<void> {
+  const giveUpAt = Date.now() + limitMs;
+  while (Date.now() < giveUpAt) {
+    const { raw, status } = await handle.describe();
+    if (status.name !== 'RUNNING') return;
+    const busyActivity = (raw.pendingActivities ?? []).some((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
+    if (!raw.pendingWorkflowTask && !busyActivity) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** The message of the failure an update was rejected with (the validator's or handler's error). */

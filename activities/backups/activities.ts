@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { sql } from 'kysely';
+import type { Db } from '../../db/database.ts';
+import { findBackup } from '../../db/repositories/backups.ts';
+import { findCustomer } from '../../db/repositories/customers.ts';
+import { ErrorType } from '../../lib/errors.ts';
+import type { Plans } from '../billing/plans.ts';
+import type { ServerSshTarget } from '../cloud/provisioning.ts';
+import { connectPinned } from '../cloud/ssh.ts';
+import type { BackupActivities, BackupReason, BackupRecord } from '../contracts.ts';
+import type { BackupService } from './service.ts';
+import type { SshTarget } from './ssh.ts';
+
+export interface BackupActivityDeps {
+  db: Db;
+  service: BackupService;
+  plans: Plans;
+  /** Address, login, key and pinned host key of the customer's server (activities/cloud). */
+  sshTarget(customerId: string, serverId: string): Promise<ServerSshTarget>;
+}
+
+/**
+ * The backup service's SSH connector for servers Berth provisioned: they are pinned by the host-key
+ * fingerprint Berth recorded at creation, which the target carries in `hostKey`.
+ */
+export function connectByFingerprint(target: SshTarget) {
+  return connectPinned({ host: target.host, port: target.port, username: target.username,
+    privateKey: String(target.privateKey), hostKeyFingerprint: target.hostKey });
+}
+
+/** A backup id that is the same on every retry of the same step (the workflow's idempotency key). */
+export function backupIdFor(idempotencyKey: string): string {
+  const h = createHash('sha256').update(idempotencyKey).digest('hex');
+  // Shaped as a UUID (version nibble 5, RFC 4122 variant) because the backups table keys by uuid.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+const reasonOf = (manifestReason: unknown): BackupReason =>
+  (['daily', 'manual', 'before_restore', 'expiry', 'final'] as const).find((r) => r === manifestReason) ?? 'manual';
+
+function heartbeat(details: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Not inside an activity (direct calls in tests).
+  }
+}
+
+/** The lifecycle's backup activities (activities/contracts.ts) on top of the backup service. */
+export function createBackupActivities(deps: BackupActivityDeps): BackupActivities {
+  const { db, service } = deps;
+
+  async function target(customerId: string, serverId: string): Promise<SshTarget> {
+    const t = await deps.sshTarget(customerId, serverId);
+    return { host: t.host, port: t.port, username: t.username, privateKey: t.privateKey, hostKey: t.hostKeyFingerprint };
+  }
+
+  return {
+    async createBackup({ customerId, serverId, reason, idempotencyKey }) {
+      const backupId = backupIdFor(idempotencyKey);
+      const existing = await findBackup(db, backupId);
+      if (existing?.status === 'completed' && existing.verifiedAt && existing.sha256 && existing.sizeBytes !== null) {
+        return { backupId, createdAt: existing.createdAt.toISOString(), verifiedAt: existing.verifiedAt.toISOString(),
+          sizeBytes: existing.sizeBytes, sha256: existing.sha256, reason };
+      }
+      const customer = await findCustomer(db, customerId);
+      const retentionDays = deps.plans[customer?.plan ?? 'starter'].backupRetentionDays;
+      const result = await service.backup({
+        userId: customerId,
+        backupId,
+        ssh: await target(customerId, serverId),
+        incremental: reason === 'daily',
+        expiresAt: new Date(Date.now() + retentionDays * 86_400_000),
+        onProgress: (p) => heartbeat(p),
+      });
+      const row = await findBackup(db, result.backupId);
+      if (!row?.verifiedAt) throw ApplicationFailure.create({ message: `backup ${result.backupId} was not verified`, type: ErrorType.Transient });
+      await db.updateTable('backups').set({ manifest: sql`manifest || ${JSON.stringify({ reason })}::jsonb` }).where('id', '=', row.id).execute();
+      return { backupId: result.backupId, createdAt: row.createdAt.toISOString(), verifiedAt: row.verifiedAt.toISOString(),
+        sizeBytes: result.sizeBytes, sha256: result.sha256, reason };
+    },
+
+    async restoreBackup({ customerId, serverId, backupId }) {
+      const row = await findBackup(db, backupId);
+      if (!row || row.userId !== customerId) throw ApplicationFailure.nonRetryable(`no backup ${backupId} of this customer`, ErrorType.NotFound);
+      await service.restore({ backupId, ssh: await target(customerId, serverId), onProgress: (p) => heartbeat(p) });
+      return { restoredAt: new Date().toISOString() };
+    },
+
+    async latestVerifiedBackup({ customerId, excludingBackupIds = [] }): Promise<BackupRecord | null> {
+      let query = db.selectFrom('backups').selectAll()
+        .where('userId', '=', customerId).where('status', '=', 'completed').where('verifiedAt', 'is not', null)
+        .orderBy('createdAt', 'desc').limit(1);
+      if (excludingBackupIds.length > 0) query = query.where('id', 'not in', excludingBackupIds);
+      const row = await query.executeTakeFirst();
+      if (!row || !row.verifiedAt || !row.sha256 || row.sizeBytes === null) return null;
+      return { backupId: row.id, createdAt: row.createdAt.toISOString(), verifiedAt: row.verifiedAt.toISOString(),
+        sizeBytes: row.sizeBytes, sha256: row.sha256, reason: reasonOf((row.manifest as { reason?: unknown } | null)?.reason) };
+    },
+
+    async pruneExpiredBackups({ now }) {
+      // Purged customers' retention is over: even their last verified backup goes.
+      const purged = await db.selectFrom('customers').select('userId').where('stage', '=', 'purged').execute();
+      const { deleted } = await service.prune({ now: new Date(now), retentionOverFor: purged.map((c) => c.userId) });
+      return { deletedBackupIds: deleted };
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * The worker process: parses its configuration (one clear message and exit 1 if it is bad), builds
+ * the real clients from it, and runs Berth's workflows and activities on the task queue.
+ */
+import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { loadWorkerConfig } from './config.ts';
+import { ensurePruneSchedule } from './schedules.ts';
+import { createDb } from '../db/client.ts';
+import { createLogger } from '../lib/log.ts';
+import { masterKeysFrom } from '../lib/secrets.ts';
+import { customerWorkflowStart } from '../lib/lifecycle-client.ts';
+import { rootDir } from '../scripts/services/paths.ts';
+import { createHetznerClient } from '../activities/cloud/hetzner/client.ts';
+import { createCloudActivities, createServerAccess } from '../activities/cloud/provisioning.ts';
+import { createBackupService } from '../activities/backups/service.ts';
+import { createKyselyBackupStore } from '../activities/backups/store.ts';
+import { connectByFingerprint, createBackupActivities } from '../activities/backups/activities.ts';
+import { createMailTransport } from '../activities/mail/transport.ts';
+import { createMailActivities } from '../activities/mail/send.ts';
+import { createLifecycleMailActivities } from '../activities/mail/lifecycle.ts';
+import { createProjectionActivities } from '../activities/projection/index.ts';
+import { createPlans } from '../activities/billing/plans.ts';
+import { createStripeClient } from '../activities/billing/stripe-client.ts';
+import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts';
+import { createBillingActivities } from '../activities/billing/index.ts';
+import { ensureReconciliationSchedule } from '../activities/billing/reconcile.ts';
+import type { BillingReconciliationActivities, LifecycleActivities } from '../activities/contracts.ts';
+
+const config = loadWorkerConfig();
+const log = createLogger('worker', config.LOG_LEVEL);
+const db = createDb(config.DATABASE_URL);
+const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY });
+const plans = createPlans(config);
+const localCloud = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.HCLOUD_ENDPOINT).hostname);
+
+const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+
+const cloudDeps = {
+  hetzner: createHetznerClient({ endpoint: config.HCLOUD_ENDPOINT, token: config.HCLOUD_TOKEN, log }),
+  db,
+  masterKeys,
+  log,
+  // The local cloud's servers run a stand-in assistant and share the host's network.
+  userDataVariant: localCloud ? ('local' as const) : ('production' as const),
+  gatewayHost: localCloud ? ('server-address' as const) : ('loopback' as const),
+};
+const s3 = new S3Client({
+  endpoint: config.AWS_ENDPOINT_URL_S3,
+  region: config.AWS_REGION,
+  forcePathStyle: true,
+  credentials: { accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY },
+});
+const backupService = createBackupService({
+  s3,
+  bucket: config.S3_BUCKET,
+  masterKeys: masterKeys.keys,
+  currentKeyId: masterKeys.currentKeyId,
+  store: createKyselyBackupStore(db),
+  log,
+  connect: connectByFingerprint,
+  // The assistant's state; production first asks OpenClaw for a consistent copy of its databases.
+  root: '/home/berth',
+  paths: ['.openclaw'],
+  stateDir: '/home/berth/.local/state/berth-backup',
+  preBackupCommand: localCloud ? undefined : 'openclaw backup create --verify',
+  postRestoreCommand: localCloud ? undefined : 'openclaw backup restore --latest',
+});
+const sender = createMailActivities({
+  db,
+  transport: createMailTransport({ resendApiKey: config.RESEND_API_KEY, resendBaseUrl: config.RESEND_BASE_URL, smtpUrl: config.SMTP_URL }),
+  appUrl: config.APP_URL,
+  from: config.MAIL_FROM,
+  log,
+});
+const billing = createBillingActivities({
+  stripe: config.STRIPE_SECRET_KEY ? createStripeClient({ secretKey: config.STRIPE_SECRET_KEY }) : null,
+  db,
+  plans,
+  delivery: createTemporalBillingDelivery({ client, ...customerWorkflowStart({ taskQueue: config.TEMPORAL_TASK_QUEUE, plans }) }),
+  log,
+});
+
+const activities: LifecycleActivities & BillingReconciliationActivities = {
+  ...createCloudActivities(cloudDeps),
+  ...createBackupActivities({ db, service: backupService, plans, sshTarget: createServerAccess(cloudDeps).sshTarget }),
+  ...createLifecycleMailActivities({ db, sender, plans, appUrl: config.APP_URL }),
+  ...createProjectionActivities({ db }),
+  reconcileStripeEvents: () => billing.reconcileStripeEvents(),
+};
+
+const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+const worker = await Worker.create({
+  connection,
+  namespace: config.TEMPORAL_NAMESPACE,
+  taskQueue: config.TEMPORAL_TASK_QUEUE,
+  workflowsPath: path.join(rootDir, 'workflows', 'index.ts'),
+  activities,
+});
+
+log.info({ prune: await ensurePruneSchedule(client, config.TEMPORAL_TASK_QUEUE) }, 'backup prune schedule');
+await ensureReconciliationSchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowType: 'stripeReconciliation' });
+log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, cloud: localCloud ? 'local' : 'hetzner', billing: config.billing, mailer: config.mailer }, 'worker ready');
+
+// SIGINT/SIGTERM: the SDK's default shutdown signals; run() resolves once in-flight tasks finish.
+await worker.run();
+await Promise.allSettled([clientConnection.close(), connection.close(), db.destroy()]);
+s3.destroy();
+log.info('worker stopped');
