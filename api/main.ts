@@ -45,6 +45,7 @@ const services = createWebServices({
   log,
   plans,
   billingSessions,
+  lifecycle,
   onRegistered: (user) => signalActivity(temporal, lifecycle, user.id, 'registered'),
 });
 

@@ -9,6 +9,10 @@ import { isPlan } from '../activities/billing/plans.ts';
 import { createUser, EmailTakenError, findUserByEmail } from '../db/repositories/users.ts';
 import type { Logger } from '../lib/log.ts';
 import type { PublicConfig } from './config.ts';
+import { lifecycleView, signalActivity, type customerWorkflowStart } from '../lib/lifecycle-client.ts';
+import { customerWorkflowId } from '../activities/billing/billing-event.ts';
+import { backupNowUpdate, powerOffUpdate, powerOnUpdate, type LifecycleView } from '../workflows/messages.ts';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { hashPassword, verifyPassword } from './auth/passwords.ts';
 import { endSession, startSession, userOfRequest } from './auth/sessions.ts';
 
@@ -52,7 +56,16 @@ export interface WebServices {
     portal(user: User, form: Record<string, unknown>): Promise<FormResult<{ url: string }>>;
     invoices(userId: string): Promise<Invoice[]>;
   };
+  customer: {
+    /** The lifecycle as the workflow sees it now, or null before the customer's workflow exists. */
+    view(userId: string): Promise<LifecycleView | null>;
+    /** A customer command on their server; the workflow's validator or handler explains a refusal. */
+    command(userId: string, command: CustomerCommand): Promise<{ ok: true; message: string } | { ok: false; message: string }>;
+  };
 }
+
+export const customerCommands = ['backup_now', 'power_on', 'power_off'] as const;
+export type CustomerCommand = (typeof customerCommands)[number];
 
 export interface WebServiceDeps {
   db: Db;
@@ -62,12 +75,17 @@ export interface WebServiceDeps {
   log: Logger;
   plans: Plans;
   billingSessions: BillingSessions;
+  lifecycle: ReturnType<typeof customerWorkflowStart>;
   /** Called once a user exists: e.g. start the customer's lifecycle workflow. */
   onRegistered?: (user: User) => Promise<void>;
 }
 
+/** Page views signal activity at most this often per customer: enough to wake an idle server. */
+const activityEveryMs = 5 * 60_000;
+
 export function createWebServices(deps: WebServiceDeps): WebServices {
   const { db, secureCookies, log } = deps;
+  const lastActivity = new Map<string, number>();
   return {
     config: deps.config,
     auth: {
@@ -119,6 +137,38 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         }
       },
       invoices: (userId) => listInvoicesOfUser(db, userId),
+    },
+    customer: {
+      async view(userId) {
+        // Seeing the dashboard counts as activity: it wakes an idle server (and starts the workflow).
+        if (Date.now() - (lastActivity.get(userId) ?? 0) > activityEveryMs) {
+          lastActivity.set(userId, Date.now());
+          await signalActivity(deps.temporal, deps.lifecycle, userId, 'dashboard').catch((err: unknown) =>
+            log.warn({ err: err instanceof Error ? err.message : String(err), userId }, 'could not signal activity'));
+        }
+        return lifecycleView(deps.temporal, userId);
+      },
+      async command(userId, command) {
+        const handle = deps.temporal.workflow.getHandle(customerWorkflowId(userId));
+        try {
+          switch (command) {
+            case 'backup_now': {
+              const backup = await handle.executeUpdate(backupNowUpdate);
+              return { ok: true, message: `Backup done and verified (${(backup.sizeBytes / 1e6).toFixed(1)} MB).` };
+            }
+            case 'power_on':
+              await handle.executeUpdate(powerOnUpdate);
+              return { ok: true, message: 'Your server is on.' };
+            case 'power_off':
+              await handle.executeUpdate(powerOffUpdate);
+              return { ok: true, message: 'Your server is off. It starts again when you use your assistant.' };
+          }
+        } catch (err) {
+          if (err instanceof WorkflowUpdateFailedError) return { ok: false, message: err.cause?.message ?? err.message };
+          log.error({ err: err instanceof Error ? err.message : String(err), userId, command }, 'customer command failed');
+          return { ok: false, message: 'That did not work this time; please try again in a minute.' };
+        }
+      },
     },
   };
 }

@@ -367,16 +367,21 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         const upload = createPartUpload({ s3, bucket, key: objectKey, partSize, queueSize, contentType: 'application/octet-stream' });
         const stages: Transform[] = [gate];
         if (where === 'worker') stages.push(zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: zstdLevel } }));
+        const streams = [channel, ...stages, createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize }), meter, upload.stream];
+        const piped = pipeline(streams);
+        piped.catch(() => {});
+        // pipeline() settles only once every stream closed, and an SSH channel closes only when the
+        // server's tar has exited — which it will not while its output is blocked. Fail on the first error.
+        const firstError = new Promise<never>((_resolve, reject) => {
+          for (const stream of streams) stream.once('error', reject);
+        });
+        firstError.catch(() => {});
         try {
-          const all = [channel, ...stages, createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize }), meter, upload.stream];
-          all.forEach((st, i) => { st.on('close', () => console.error('DBG close', i)); st.on('error', (e) => console.error('DBG error', i, e.message)); });
-          await pipeline(all);
+          await Promise.race([piped, firstError]);
         } catch (err) {
-          console.error('DBG pipeline rejected', (err as Error).message);
           channel.destroy();
           // Let an in-flight CreateMultipartUpload/UploadPart settle (and the upload be aborted) before sweeping, or it could outlive the sweep.
           await Promise.race([upload.cleanedUp(), sleep(30_000)]);
-          console.error('DBG cleaned');
           throw err;
         }
         const sha256 = hash.digest('hex');
@@ -414,7 +419,6 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
       } catch (err) {
         const typed = asTyped(err, 'backup failed');
         log.warn({ backupId, userId: req.userId, type: typed.type, err: typed.message }, 'backup failed');
-        console.error('DBG outer');
         if (recorded) await store.setStatus(backupId, 'failed').catch((e: unknown) => log.error({ backupId, err: (e as Error).message }, 'could not mark backup failed'));
         await abortUploads(objectKey, objectKey).catch(() => {});
         await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey })).catch(() => {});

@@ -90,10 +90,8 @@ export function createPartUpload(opts: PartUploadOptions): PartUpload {
     })().then(() => {
       free.push(buf);
     }, (err: unknown) => {
-      console.error('DBG part failed', PartNumber, (err as Error).message);
       failure ??= err as Error;
       stream.destroy(failure);
-      console.error('DBG destroyed called');
     }).finally(() => {
       inFlight.delete(sent);
       wake();
@@ -104,14 +102,10 @@ export function createPartUpload(opts: PartUploadOptions): PartUpload {
   };
 
   const settleAndAbort = async () => {
-    console.error('DBG settle', inFlight.size);
     await Promise.allSettled([...inFlight]);
-    console.error('DBG settled');
     if (!uploadId) return;
     const id = await uploadId.catch(() => undefined);
-    console.error('DBG aborting', id);
-    if (id) await s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: id })).catch((e) => console.error('DBG abort err', e.message));
-    console.error('DBG aborted');
+    if (id) await s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: id })).catch(() => {});
   };
 
   const stream = new Writable({
@@ -152,12 +146,11 @@ export function createPartUpload(opts: PartUploadOptions): PartUpload {
       }, (err: unknown) => done(err as Error));
     },
     destroy(err, done) {
-      console.error('DBG _destroy', err?.message);
       if (completed && !err) return done(null);
       failure ??= err ?? new Error('upload destroyed before it completed');
       wake();
       cleanup = settleAndAbort();
-      cleanup.then(() => { console.error('DBG done(err)'); done(err); }, () => done(err));
+      cleanup.then(() => done(err), () => done(err));
     },
   });
   return { stream, cleanedUp: () => cleanup };

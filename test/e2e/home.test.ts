@@ -10,7 +10,7 @@ afterAll(async () => {
   await browser?.close();
 });
 
-test('a visitor sees what Berth is and can reach the dashboard', async () => {
+test('a visitor sees what Berth is, and the dashboard asks them to sign in', async () => {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
@@ -18,8 +18,9 @@ test('a visitor sees what Berth is and can reach the dashboard', async () => {
   await expect(page.title()).resolves.toContain('Berth');
   expect(await page.locator('h1').first().textContent()).toContain('Your own AI assistant');
   await page.getByRole('link', { name: 'Dashboard' }).click();
-  await page.waitForURL('**/dashboard');
-  expect(await page.locator('h1').textContent()).toBe('Dashboard');
+  // Signed out, the dashboard asks to sign in first.
+  await page.waitForURL('**/login?next=%2Fdashboard');
+  expect(await page.locator('h1').textContent()).toBe('Sign in');
   expect(errors).toEqual([]);
 });
 

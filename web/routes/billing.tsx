@@ -1,4 +1,4 @@
-import { Form, redirect, useActionData, useLoaderData, useNavigation } from 'react-router';
+import { Form, redirectDocument, useActionData, useLoaderData, useNavigation } from 'react-router';
 import type { Route } from './+types/billing.ts';
 import { requireUser, services } from '../auth.server.ts';
 import { formatDate, formatMoney } from '../format.ts';
@@ -28,7 +28,8 @@ export async function action({ request, context }: Route.ActionArgs) {
   const billing = services(context).billing;
   const result = form.intent === 'portal' ? await billing.portal(user, form) : await billing.checkout(user, form);
   if (!result.ok) return { errors: result.errors };
-  return redirect(result.value.url);
+  // Checkout and portal pages are not this app's routes (Stripe's, or the local stand-in's): a full page load.
+  return redirectDocument(result.value.url);
 }
 
 export default function Billing() {

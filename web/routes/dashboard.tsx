@@ -1,14 +1,123 @@
+import { useEffect } from 'react';
+import { Form, Link, useActionData, useLoaderData, useNavigation, useRevalidator } from 'react-router';
 import type { Route } from './+types/dashboard.ts';
+import { requireUser, services } from '../auth.server.ts';
+import { formatDate, formatDateTime } from '../format.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Dashboard — Berth' }];
 }
 
+const stageText: Record<string, { label: string; explain: string }> = {
+  awaiting_payment: { label: 'Waiting for payment', explain: 'Choose a plan to get your own server.' },
+  provisioning: { label: 'Setting up', explain: 'We are creating your server and installing your assistant. This takes a few minutes.' },
+  active: { label: 'Active', explain: 'Your server is running.' },
+  idle: { label: 'Resting', explain: 'Your server was stopped after a day without use. It starts again when you use your assistant.' },
+  past_due: { label: 'Payment failed', explain: 'Your last payment did not go through. Update your card to keep your server.' },
+  expiring: { label: 'Ending soon', explain: 'Your subscription will not renew. Your data is backed up before the server is removed.' },
+  expired: { label: 'Ended', explain: 'Your server was removed after a verified backup. Subscribe again to get it back with your data.' },
+  restoring: { label: 'Restoring', explain: 'We are bringing your server back and restoring your latest backup.' },
+  purged: { label: 'Closed', explain: 'Your data was deleted after the retention period.' },
+};
+
+export async function loader({ request, context }: Route.LoaderArgs) {
+  const user = await requireUser(request, context);
+  const view = await services(context).customer.view(user.id);
+  return { name: user.name, view };
+}
+
+export async function action({ request, context }: Route.ActionArgs) {
+  const user = await requireUser(request, context);
+  const form = await request.formData();
+  const command = String(form.get('command'));
+  if (command !== 'backup_now' && command !== 'power_on' && command !== 'power_off') {
+    return { ok: false, message: 'Unknown command.' };
+  }
+  return services(context).customer.command(user.id, command);
+}
+
 export default function Dashboard() {
+  const { name, view } = useLoaderData<typeof loader>();
+  const result = useActionData<typeof action>();
+  const navigation = useNavigation();
+  const revalidator = useRevalidator();
+  const busy = navigation.state !== 'idle';
+  const working = view && ['provisioning', 'restoring'].includes(view.stage);
+
+  // While the server is being built or restored, keep the page current without a reload.
+  useEffect(() => {
+    if (!working) return;
+    const timer = setInterval(() => { if (revalidator.state === 'idle') void revalidator.revalidate(); }, 3000);
+    return () => clearInterval(timer);
+  }, [working, revalidator]);
+
+  if (!view || view.stage === 'awaiting_payment') {
+    return (
+      <section className="card">
+        <h1>Welcome, {name}</h1>
+        <p>Choose a plan and we set up your own server with your personal assistant.</p>
+        <p><Link className="button" to="/billing">See the plans</Link></p>
+      </section>
+    );
+  }
+  const stage = stageText[view.stage] ?? { label: view.stage, explain: '' };
+  const server = view.server;
   return (
-    <section className="card">
-      <h1>Dashboard</h1>
-      <p className="muted">Sign in to see your server, backups and billing.</p>
-    </section>
+    <>
+      {view.needsAttention && (
+        <p className="attention" role="status">
+          We are on it: something needs our team’s attention ({view.attentionReason ?? 'details in our console'}). Your data is safe.
+        </p>
+      )}
+      {result && <p className={result.ok ? 'notice' : 'error'} role="status">{result.message}</p>}
+      <section className="card">
+        <div className="row">
+          <h1>Your server</h1>
+          <span className={`badge ${view.stage}`} data-testid="stage">{stage.label}</span>
+        </div>
+        <p>{stage.explain}</p>
+        {working && <p className="progress" aria-live="polite"><span className="spinner" /> Working on it… this page updates by itself.</p>}
+        <dl className="facts">
+          <dt>Plan</dt><dd>{view.plan ?? '—'}</dd>
+          <dt>Access until</dt><dd>{formatDate(view.accessEndsAt)}{view.willRenew ? ' (renews automatically)' : ''}</dd>
+          {server && 'serverType' in server && (
+            <>
+              <dt>Server</dt><dd>{server.serverType} in {server.location} · {server.power === 'running' ? 'running' : 'stopped'}</dd>
+              <dt>Address</dt><dd>{server.ipv4 ?? '—'}</dd>
+            </>
+          )}
+          {server && server.power === 'hibernated' && (<><dt>Server</dt><dd>hibernating: it comes back when you use your assistant</dd></>)}
+          {view.dataKeptUntil && (<><dt>Data kept until</dt><dd>{formatDate(view.dataKeptUntil)}</dd></>)}
+          {view.nextDeadline && (<><dt>Next</dt><dd>{formatDateTime(view.nextDeadline.at)}: {view.nextDeadline.description}</dd></>)}
+        </dl>
+        {server && 'serverType' in server && (
+          <Form method="post" className="actions">
+            <button type="submit" name="command" value="backup_now" disabled={busy}>Back up now</button>
+            {server.power === 'running'
+              ? <button type="submit" name="command" value="power_off" className="secondary" disabled={busy}>Stop server</button>
+              : <button type="submit" name="command" value="power_on" disabled={busy}>Start server</button>}
+          </Form>
+        )}
+      </section>
+      <section className="card">
+        <h2>Backups</h2>
+        {view.recentBackups.length === 0 ? <p className="muted">No backups yet; the first one runs within a day.</p> : (
+          <table className="table">
+            <thead><tr><th>Made</th><th>Why</th><th>Size</th><th>Verified</th></tr></thead>
+            <tbody>
+              {[...view.recentBackups].reverse().map((b) => (
+                <tr key={b.backupId}><td>{formatDateTime(b.createdAt)}</td><td>{b.reason}</td><td>{(b.sizeBytes / 1e6).toFixed(1)} MB</td><td>{formatDateTime(b.verifiedAt)}</td></tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      <section className="card">
+        <h2>What happened</h2>
+        <ol className="timeline">
+          {[...view.timeline].reverse().map((t, i) => (<li key={i}><time>{formatDateTime(t.at)}</time> {t.what}</li>))}
+        </ol>
+      </section>
+    </>
   );
 }
