@@ -125,11 +125,32 @@ export interface BackupRecord {
   reason: BackupReason;
 }
 
+/** A phase of a backup (or restore) as the backup service reports it. */
+export type BackupPhase = 'preparing' | 'streaming' | 'verifying' | 'restoring' | 'checking';
+
+/** Progress of a running backup, sent by createBackup to the workflow that called it (`backupProgress` signal). */
+export interface BackupProgressReport {
+  /** The createBackup input's idempotency key: the workflow ignores reports of any other backup. */
+  idempotencyKey: string;
+  /** Id the backup will have once completed. */
+  backupId: string;
+  phase: BackupPhase;
+  /** Bytes of the tar stream read from the server so far. */
+  bytesDone: number;
+  /** Estimated total (apparent size of the backed-up paths), or null before it is known. */
+  bytesEstimate: number | null;
+  /** ISO time of the report; an older report than the last one seen is ignored. */
+  at: string;
+}
+
 /** Backup side of the lifecycle (SSH → S3; issue 5 implements it). */
 export interface BackupActivities {
   /**
    * Backs up the server and returns only after the stored object was verified. Idempotent by
-   * `idempotencyKey`: a retry returns the same backup if it already completed. Heartbeats progress.
+   * `idempotencyKey`: a retry returns the same backup if it already completed. Heartbeats progress,
+   * and reports it to the calling workflow as a `backupProgress` signal ({@link BackupProgressReport}):
+   * once at the start, then at most every 10 s. Reports are best effort (a lost one is not an error),
+   * so the workflow must not depend on them.
    */
   createBackup(input: { customerId: string; serverId: string; reason: BackupReason; idempotencyKey: string }): Promise<BackupRecord>;
   /**

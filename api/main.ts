@@ -15,6 +15,7 @@ import { createStripeSessions } from '../activities/billing/sessions.ts';
 import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts';
 import { createStripeWebhookRouter } from './webhooks/stripe.ts';
 import { createLocalBilling } from './local-billing/index.ts';
+import { createMailPreviewRouter } from './dev/mail-preview.ts';
 import { customerWorkflowStart, signalActivity } from '../lib/lifecycle-client.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
@@ -52,7 +53,11 @@ const services = createWebServices({
 const app = createApp({
   log,
   services,
-  routers: [webhooks, ...(local ? [local.router] : [])],
+  routers: [
+    webhooks,
+    ...(local ? [local.router] : []),
+    ...(config.NODE_ENV === 'production' ? [] : [createMailPreviewRouter({ appUrl: config.APP_URL })]),
+  ],
   buildDir: path.join(rootDir, 'build'),
   readiness: {
     database: async () => {

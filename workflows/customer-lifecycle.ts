@@ -67,12 +67,14 @@ import {
   applySettingsUpdate,
   approveDeletionWithoutBackupUpdate,
   backupNowUpdate,
+  backupProgressSignal,
   billingEventSignal,
   powerOffUpdate,
   powerOnUpdate,
   restoreBackupUpdate,
   stateQuery,
   userActivitySignal,
+  type BackupInProgress,
   type BillingEvent,
   type LifecycleView,
   type Stage,
@@ -230,6 +232,8 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
   const state: LifecycleState = input.state ?? initialState(toIso(Date.now()));
   const queue: Pending[] = [];
   let changed = false;
+  // Not carried across continue-as-new: that happens only while no backup runs.
+  let backupInProgress: BackupInProgress | null = null;
 
   const note = (what: string): void => {
     state.timeline.push({ at: toIso(Date.now()), what });
@@ -343,6 +347,15 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     },
   });
 
+  // Only shown in the state query: does not wake the main loop and adds no timeline line.
+  setHandler(backupProgressSignal, (progress) => {
+    const current = backupInProgress;
+    if (current === null || progress.idempotencyKey !== current.idempotencyKey) return;
+    // Reports are sent without waiting for each other, so they may arrive out of order.
+    if (current.reportedAt !== null && toMs(progress.at) < toMs(current.reportedAt)) return;
+    backupInProgress = { ...current, phase: progress.phase, bytesDone: progress.bytesDone, bytesEstimate: progress.bytesEstimate, reportedAt: progress.at };
+  });
+
   setHandler(stateQuery, () => view());
 
   // ---- derived views ---------------------------------------------------------------------------
@@ -386,6 +399,7 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
         : server.power === 'hibernated' ? { power: 'hibernated', snapshotId: server.snapshotId }
         : { ...server.summary, power: server.power },
       recentBackups: [...state.recentBackups],
+      backupInProgress: backupInProgress === null ? null : { ...backupInProgress },
       dataKeptUntil: state.dataKeptUntil,
       timeline: [...state.timeline],
     };
@@ -460,9 +474,16 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
   async function backup(reason: BackupReason, occasion: string): Promise<BackupRecord> {
     const server = state.server;
     if (server === null || server.power !== 'running') throw ApplicationFailure.nonRetryable('server not running', ErrorType.InvalidInput);
-    const record = await backups.createBackup.executeWithOptions({ summary: `${reason} backup (verified)` }, [{
-      customerId, serverId: server.summary.serverId, reason, idempotencyKey: `${workflowId}:backup:${reason}:${occasion}`,
-    }]);
+    const idempotencyKey = `${workflowId}:backup:${reason}:${occasion}`;
+    backupInProgress = { idempotencyKey, reason, startedAt: toIso(Date.now()), phase: null, bytesDone: 0, bytesEstimate: null, reportedAt: null };
+    let record: BackupRecord;
+    try {
+      record = await backups.createBackup.executeWithOptions({ summary: `${reason} backup (verified)` }, [{
+        customerId, serverId: server.summary.serverId, reason, idempotencyKey,
+      }]);
+    } finally {
+      backupInProgress = null;
+    }
     rememberBackup(record);
     return record;
   }
@@ -513,8 +534,10 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
         }]);
         break;
       } catch (err) {
-        errors.push(`${candidate.serverType}/${candidate.location}: ${failureType(err) ?? 'error'}`);
-        if (failureType(err) !== ErrorType.CapacityUnavailable) break;
+        const type = failureType(err);
+        // Anything but capacity ends the walk (another candidate would find the same server): say what happened.
+        errors.push(`${candidate.serverType}/${candidate.location}: ${type ?? 'error'}${type === ErrorType.CapacityUnavailable ? '' : ` (${failureMessage(err)})`}`);
+        if (type !== ErrorType.CapacityUnavailable) break;
         note(`${candidate.serverType} in ${candidate.location} unavailable, trying the next candidate`);
       }
     }
@@ -525,10 +548,11 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     }
     state.server = { power: 'running', summary, plan: customerPlan };
     note(`server ${summary.serverId} (${summary.serverType}, ${summary.location}) is up`);
+    let restoreWarning: string | null = null;
     try {
       await cloud.setupAssistant.executeWithOptions({ summary: 'set up the assistant' }, [{ customerId, serverId: summary.serverId, settings: state.settings }]);
       state.settingsPending = false;
-      if (restoring) await restoreLatest(summary.serverId);
+      if (restoring) restoreWarning = await restoreLatest(summary.serverId);
     } catch (err) {
       provisioningFailed(`${restoring ? 'restoring' : 'setting up'} failed: ${failureMessage(err)}`);
       return;
@@ -541,26 +565,29 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     state.lastActivityAt = toIso(Date.now());
     state.nextPeriodicBackupAt = config.dailyBackupEveryMs === null ? null : toIso(nextPeriodicBackupAt(customerId, config.dailyBackupEveryMs, Date.now()));
     clearAttention();
+    // Provisioning trouble is over, but skipped corrupt backups still need an operator.
+    if (restoreWarning !== null) attention(restoreWarning);
     await sendMailOnce('server_ready', `${restoring ? 'restored' : 'new'}:${periodKey()}`, {
       serverAddress: summary.ipv4, restored: restoring, plan: customerPlan,
     });
   }
 
-  /** Restores the newest verified backup; a corrupt one is skipped for the one before it. */
-  async function restoreLatest(serverId: string): Promise<void> {
+  /**
+   * Restores the newest verified backup; a corrupt one is skipped for the one before it.
+   * Returns what needs an operator's attention (skipped backups), or null.
+   */
+  async function restoreLatest(serverId: string): Promise<string | null> {
     const skipped: string[] = [];
     for (;;) {
       const latest = await backups.latestVerifiedBackup.executeWithOptions({ summary: 'find the latest verified backup' }, [{ customerId, excludingBackupIds: skipped }]);
       if (latest === null) {
         note(skipped.length === 0 ? 'no backup to restore: starting fresh' : 'no usable backup left: starting fresh');
-        if (skipped.length > 0) attention(`backups ${skipped.join(', ')} failed verification on restore`);
-        return;
+        return skipped.length > 0 ? `backups ${skipped.join(', ')} failed verification on restore; started fresh` : null;
       }
       try {
         await backups.restoreBackup.executeWithOptions({ summary: `restore backup ${latest.backupId}` }, [{ customerId, serverId, backupId: latest.backupId }]);
         note(`backup ${latest.backupId} restored`);
-        if (skipped.length > 0) attention(`backups ${skipped.join(', ')} failed verification; restored ${latest.backupId}`);
-        return;
+        return skipped.length > 0 ? `backups ${skipped.join(', ')} failed verification; restored ${latest.backupId}` : null;
       } catch (err) {
         if (failureType(err) !== ErrorType.BackupCorrupt) throw err;
         skipped.push(latest.backupId);

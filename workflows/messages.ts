@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AssistantSettings, BackupRecord, PlanId, ServerSummary } from '../activities/contracts.ts';
+import type { AssistantSettings, BackupPhase, BackupProgressReport, BackupReason, BackupRecord, PlanId, ServerSummary } from '../activities/contracts.ts';
 
 /** Lifecycle stages, in the order a customer usually meets them. */
 export const stages = [
@@ -53,6 +53,20 @@ export interface TimelineEntry {
   what: string;
 }
 
+/** The backup the workflow is running now, with the latest progress its activity reported. */
+export interface BackupInProgress {
+  idempotencyKey: string;
+  reason: BackupReason;
+  /** ISO time the workflow started the backup. */
+  startedAt: string;
+  /** Null until the first progress report arrived. */
+  phase: BackupPhase | null;
+  bytesDone: number;
+  bytesEstimate: number | null;
+  /** ISO time of the latest progress report, or null before the first. */
+  reportedAt: string | null;
+}
+
 /** The answer of the state query. */
 export interface LifecycleView {
   customerId: string;
@@ -67,6 +81,8 @@ export interface LifecycleView {
   nextDeadline: { at: string; action: string; description: string } | null;
   server: (ServerSummary & { power: 'running' | 'stopped' }) | { power: 'hibernated'; snapshotId: string } | null;
   recentBackups: BackupRecord[];
+  /** The backup running now (bytes done, estimate), or null. Progress is best effort and may lag. */
+  backupInProgress: BackupInProgress | null;
   dataKeptUntil: string | null;
   timeline: TimelineEntry[];
 }
@@ -82,6 +98,12 @@ export interface ApproveDeletionInput {
 export const billingEventSignal = defineSignal<[BillingEvent]>('billingEvent');
 /** The customer did something (dashboard, chat, terminal): wakes an idle server, resets the idle clock. */
 export const userActivitySignal = defineSignal<[UserActivity]>('userActivity');
+
+/**
+ * Progress of the running backup, sent by the createBackup activity (best effort, at most every 10 s).
+ * Shown in the state query; reports of another or an already finished backup are ignored.
+ */
+export const backupProgressSignal = defineSignal<[BackupProgressReport]>('backupProgress');
 
 /** Back up the server now; resolves with the verified backup. */
 export const backupNowUpdate = defineUpdate<BackupRecord, []>('backupNow');

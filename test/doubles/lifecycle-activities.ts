@@ -4,9 +4,11 @@
  * one server per customer label, backups idempotent by key, mails once per key, delete refused
  * without a verified backup — and record every call in order, so workflow tests assert exact steps.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   AuditEntry,
+  BackupProgressReport,
   BackupReason,
   BackupRecord,
   DeleteServerInput,
@@ -35,6 +37,16 @@ export interface DoubleOptions {
   failBackups?: { times: number; reason?: BackupReason; nonRetryable?: boolean };
   /** Backup ids whose restore throws BackupCorrupt. */
   corruptBackupIds?: string[];
+  /**
+   * The server answers SSH with a host key other than the pinned one (non-retryable HostKeyMismatch):
+   * `true` from creation on (ensureServer finds or creates the server, then its SSH check fails, as the
+   * real one does), `'setupAssistant'` only from setup on (ensureServer's check passed).
+   */
+  hostKeyMismatch?: boolean | 'setupAssistant';
+  /** Like the real createBackup's `reportProgress`: called with the calling workflow's id and each report. */
+  reportBackupProgress?: (workflowId: string, progress: BackupProgressReport) => Promise<void>;
+  /** createBackup waits for this before completing, so a test can look at the workflow mid-backup. */
+  holdBackup?: () => Promise<void>;
 }
 
 /** Names of bookkeeping activities that most assertions leave out. */
@@ -99,18 +111,30 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
     servers.set(serverId, { ...summary, customerId, label, power: 'running' });
     return summary;
   };
+  const hostKey = (server: ServerSummary, where: 'ensureServer' | 'setupAssistant'): void => {
+    const mismatch = options.hostKeyMismatch;
+    if (mismatch === true || mismatch === where) {
+      throw ApplicationFailure.nonRetryable(`${server.ipv4}:22 presented host key SHA256:impostor, not the pinned SHA256:berth`, ErrorType.HostKeyMismatch);
+    }
+  };
   const summaryOf = ({ serverId, serverType, location, ipv4, createdAt }: ServerSummary): ServerSummary => ({ serverId, serverType, location, ipv4, createdAt });
 
   const activities: LifecycleActivities = {
     ensureServer: (input) => record('ensureServer', `ensureServer ${input.serverType}@${input.location}`, input, () => {
       const label = input.labels['berth-customer'] ?? input.customerId;
       const existing = [...servers.values()].find((s) => s.label === label);
-      if (existing) return summaryOf(existing);
+      if (existing) {
+        hostKey(existing, 'ensureServer');
+        return summaryOf(existing);
+      }
       capacity(input.serverType);
-      return createServer(input.customerId, label, input.serverType, input.location);
+      // Like the real one: the server is created, then waiting for SSH with the pinned key fails.
+      const created = createServer(input.customerId, label, input.serverType, input.location);
+      hostKey(created, 'ensureServer');
+      return created;
     }),
     setupAssistant: (input) => record('setupAssistant', 'setupAssistant', input, () => {
-      serverOf(input.serverId);
+      hostKey(serverOf(input.serverId), 'setupAssistant');
       return { assistantVersion: 'test-1.0.0' };
     }),
     applySettings: (input) => record('applySettings', 'applySettings', input, () => {
@@ -154,7 +178,7 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
       }
       servers.delete(input.serverId);
     }),
-    createBackup: (input) => record('createBackup', `createBackup ${input.reason}`, input, () => {
+    createBackup: (input) => record('createBackup', `createBackup ${input.reason}`, input, async () => {
       const done = backupKeys.get(input.idempotencyKey);
       if (done) return done;
       const fail = options.failBackups;
@@ -165,8 +189,17 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
       }
       const server = serverOf(input.serverId);
       if (server.power !== 'running') throw ApplicationFailure.nonRetryable('server is not running', ErrorType.InvalidInput);
+      const backupId = id('bak');
+      if (options.reportBackupProgress) {
+        const workflowId = Context.current().info.workflowExecution.workflowId;
+        const report = (phase: BackupProgressReport['phase'], bytesDone: number, bytesEstimate: number | null) =>
+          options.reportBackupProgress!(workflowId, { idempotencyKey: input.idempotencyKey, backupId, phase, bytesDone, bytesEstimate, at: now() });
+        await report('preparing', 0, null);
+        await report('streaming', 512, 1024);
+      }
+      await options.holdBackup?.();
       const at = now();
-      const backup: BackupRecord = { backupId: id('bak'), createdAt: at, verifiedAt: at, sizeBytes: 1024, sha256: 'f'.repeat(64), reason: input.reason };
+      const backup: BackupRecord = { backupId, createdAt: at, verifiedAt: at, sizeBytes: 1024, sha256: 'f'.repeat(64), reason: input.reason };
       backups.push(backup);
       backupKeys.set(input.idempotencyKey, backup);
       backupServer.set(backup.backupId, input.serverId);

@@ -36,3 +36,12 @@ test('the Temporal Web UI is served next to the app', async () => {
   const res = await page.goto(inject('temporalUiUrl'));
   expect(res?.status()).toBe(200);
 });
+
+test('every mail template can be previewed with sample data', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${inject('appUrl')}/dev/mail`);
+  const links = await page.locator('table a:not([href$=".txt"])').allTextContents();
+  expect(links).toEqual(expect.arrayContaining(['welcome', 'server-ready', 'subscription-ending', 'subscription-expired', 'payment-failed']));
+  await page.getByRole('link', { name: 'server-ready', exact: true }).click();
+  expect(await page.locator('body').textContent()).toContain('Your server is ready');
+});

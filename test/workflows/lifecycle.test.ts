@@ -10,8 +10,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
 import {
-  approveDeletionWithoutBackupUpdate, backupNowUpdate, billingEventSignal, powerOffUpdate, stateQuery, userActivitySignal,
-  type BillingEvent,
+  approveDeletionWithoutBackupUpdate, backupNowUpdate, backupProgressSignal, billingEventSignal, powerOffUpdate, stateQuery, userActivitySignal,
+  type BillingEvent, type LifecycleView,
 } from '../../workflows/messages.ts';
 import { NeedsAttentionKey, StageKey, ServerIdKey } from '../../workflows/search-attributes.ts';
 import type { LifecycleConfig } from '../../workflows/deadlines.ts';
@@ -307,6 +307,72 @@ describe('customer lifecycle', () => {
     ]);
   });
 
+  it('host key mismatch when the server first answers: provisioning fails non-retryably, NeedsAttention, one server, one try per hour', async () => {
+    const doubles = createLifecycleDoubles({ hostKeyMismatch: true });
+    await story(doubles, testConfig(), async ({ handle, at }) => {
+      await at(60_000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ stage: 'provisioning', needsAttention: true, server: null });
+      expect(view.attentionReason).toMatch(/host key/);
+      expect((await handle.describe()).typedSearchAttributes.get(NeedsAttentionKey)).toBe(true);
+      // One attempt (non-retryable), and no other candidate tried: they would find the same server.
+      expect(doubles.steps()).toEqual(['mail welcome', 'ensureServer cx23@nbg1 ✗', 'mail provisioning_trouble']);
+      await at(3 * 3_600_000 + 60_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'provisioning', needsAttention: true });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    // No retry storm: one try per provisioning retry interval (1 h), the mail only once.
+    expect(doubles.steps()).toEqual(['mail welcome', 'ensureServer cx23@nbg1 ✗', 'mail provisioning_trouble',
+      'ensureServer cx23@nbg1 ✗', 'ensureServer cx23@nbg1 ✗', 'ensureServer cx23@nbg1 ✗']);
+    expect(doubles.calls.filter((c) => c.name === 'ensureServer').every((c) => c.failed)).toBe(true);
+    expect(doubles.servers.size).toBe(1);
+  });
+
+  it('host key mismatch at assistant setup: NeedsAttention naming the host key, the server kept and not duplicated', async () => {
+    const doubles = createLifecycleDoubles({ hostKeyMismatch: 'setupAssistant' });
+    await story(doubles, testConfig(), async ({ handle, at }) => {
+      await at(60_000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ stage: 'provisioning', needsAttention: true });
+      expect(view.attentionReason).toMatch(/setupAssistant: .*presented host key/);
+      expect((await handle.describe()).typedSearchAttributes.get(NeedsAttentionKey)).toBe(true);
+      await at(3_600_000 + 60_000);
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual(['mail welcome', 'ensureServer cx23@nbg1', 'setupAssistant ✗', 'ensureServer cx23@nbg1', 'setupAssistant ✗']);
+    expect(doubles.servers.size).toBe(1);
+  });
+
+  it('renewal after expiry with a corrupt latest backup: falls back to the previous verified one, NeedsAttention, ready mail', async () => {
+    const doubles = createLifecycleDoubles();
+    let corrupt = '';
+    let previous = '';
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(31 * day);
+      expect((await handle.query(stateQuery)).stage).toBe('expired');
+      // The final backup was verified when made, but its object no longer passes verification.
+      corrupt = doubles.backups.find((b) => b.reason === 'final')!.backupId;
+      previous = doubles.backups.at(-2)!.backupId;
+      doubles.options.corruptBackupIds = [corrupt];
+      await signal(billingEvent('evt_back', 'checkout_completed', t0 + 31 * day, { accessEndsAt: iso(t0 + 61 * day), cancelAtPeriodEnd: false }));
+      await at(31 * day + 2000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ stage: 'active', needsAttention: true });
+      expect(view.attentionReason).toContain(`backups ${corrupt} failed verification; restored ${previous}`);
+      expect((await handle.describe()).typedSearchAttributes.get(NeedsAttentionKey)).toBe(true);
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter', cancelAtPeriodEnd: true }));
+    expect(doubles.backups.find((b) => b.backupId === previous)).toMatchObject({ reason: 'expiry' });
+    expect(doubles.steps().slice(-7)).toEqual([
+      'ensureServer cx23@nbg1', 'setupAssistant',
+      'latestVerifiedBackup', `restoreBackup ${corrupt} ✗`,
+      'latestVerifiedBackup', `restoreBackup ${previous}`,
+      'mail server_ready',
+    ]);
+    expect(doubles.calls.filter((c) => c.name === 'latestVerifiedBackup').map((c) => c.input)).toMatchObject([
+      { excludingBackupIds: [] }, { excludingBackupIds: [corrupt] },
+    ]);
+    expect(doubles.mails.at(-1)).toMatchObject({ kind: 'server_ready', data: { restored: true } });
+    expect(doubles.servers.size).toBe(1);
+  });
+
   it('updates: backup now answers with the verified backup; validators reject what cannot be done', async () => {
     const doubles = createLifecycleDoubles();
     await story(doubles, testConfig(), async ({ handle }) => {
@@ -322,6 +388,38 @@ describe('customer lifecycle', () => {
     }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
     expect(doubles.steps()).toEqual(['mail welcome']);
     expect(doubles2.steps()).toEqual([...provisioned, 'createBackup manual', 'powerOff']);
+  });
+
+  it('backup progress reported by the backup activity is visible in the state query until the backup ends', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const doubles = createLifecycleDoubles({
+      // What the worker's reportProgress does: signal the workflow that runs the backup.
+      reportBackupProgress: (workflowId, progress) => env.client.workflow.getHandle(workflowId).signal(backupProgressSignal, progress),
+      holdBackup: () => held,
+    });
+    await story(doubles, testConfig(), async ({ handle }) => {
+      // The update keeps virtual time still while the activity is held (only result() and sleep() skip it).
+      const done = handle.executeUpdate(backupNowUpdate);
+      let during: LifecycleView['backupInProgress'] = null;
+      for (let i = 0; i < 200 && during?.bytesDone !== 512; i++) {
+        during = (await handle.query(stateQuery)).backupInProgress;
+        if (during?.bytesDone !== 512) await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      expect(during).toMatchObject({ reason: 'manual', phase: 'streaming', bytesDone: 512, bytesEstimate: 1024 });
+      const key = during!.idempotencyKey;
+      expect(key).toMatch(/^customer-c\d+:backup:manual:/);
+      // A report of another backup is ignored.
+      await handle.signal(backupProgressSignal, { idempotencyKey: 'customer-x:backup:manual:other', backupId: 'other', phase: 'verifying', bytesDone: 1024, bytesEstimate: 1024, at: new Date().toISOString() });
+      expect((await handle.query(stateQuery)).backupInProgress).toMatchObject({ phase: 'streaming', bytesDone: 512 });
+      release();
+      const backup = await done;
+      expect(await handle.query(stateQuery)).toMatchObject({ backupInProgress: null, recentBackups: [backup] });
+      // A report that arrives after the backup ended does not bring it back.
+      await handle.signal(backupProgressSignal, { idempotencyKey: key, backupId: backup.backupId, phase: 'verifying', bytesDone: 1024, bytesEstimate: 1024, at: new Date().toISOString() });
+      expect((await handle.query(stateQuery)).backupInProgress).toBeNull();
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([...provisioned, 'createBackup manual']);
   });
 
   it('periodic backups run daily at the customer\'s spread time', async () => {
