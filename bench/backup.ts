@@ -46,7 +46,7 @@ interface ChildInput {
 }
 
 const envNumber = (name: string): number | undefined => (process.env[name] ? Number(process.env[name]) : undefined);
-const partSize = (envNumber('BENCH_PART_MIB') ?? 16) * MiB;
+const partSize = (envNumber('BENCH_PART_MIB') ?? 8) * MiB;
 const queueSize = envNumber('BENCH_QUEUE') ?? 2;
 
 function s3Client(input: ChildInput): S3Client {

@@ -12,6 +12,7 @@ import { createDb } from '../db/client.ts';
 import { createLogger } from '../lib/log.ts';
 import { masterKeysFrom } from '../lib/secrets.ts';
 import { customerWorkflowStart } from '../lib/lifecycle-client.ts';
+import { backupProgressSignal } from '../workflows/messages.ts';
 import { rootDir } from '../scripts/services/paths.ts';
 import { createHetznerClient } from '../activities/cloud/hetzner/client.ts';
 import { createCloudActivities, createServerAccess } from '../activities/cloud/provisioning.ts';
@@ -86,7 +87,17 @@ const billing = createBillingActivities({
 
 const activities: LifecycleActivities & BillingReconciliationActivities = {
   ...createCloudActivities(cloudDeps),
-  ...createBackupActivities({ db, service: backupService, plans, sshTarget: createServerAccess(cloudDeps).sshTarget }),
+  ...createBackupActivities({
+    db, service: backupService, plans, sshTarget: createServerAccess(cloudDeps).sshTarget,
+    // Progress shows in the customer's state query; it is best effort, so a failed signal is only logged.
+    reportProgress: async (workflowId, progress) => {
+      try {
+        await client.workflow.getHandle(workflowId).signal(backupProgressSignal, progress);
+      } catch (err) {
+        log.warn({ workflowId, backupId: progress.backupId, err: err instanceof Error ? err.message : String(err) }, 'backup progress signal failed');
+      }
+    },
+  }),
   ...createLifecycleMailActivities({ db, sender, plans, appUrl: config.APP_URL }),
   ...createProjectionActivities({ db }),
   reconcileStripeEvents: () => billing.reconcileStripeEvents(),

@@ -9,8 +9,8 @@ import { ErrorType } from '../../lib/errors.ts';
 import type { Plans } from '../billing/plans.ts';
 import type { ServerSshTarget } from '../cloud/provisioning.ts';
 import { connectPinned } from '../cloud/ssh.ts';
-import type { BackupActivities, BackupReason, BackupRecord } from '../contracts.ts';
-import type { BackupService } from './service.ts';
+import type { BackupActivities, BackupProgressReport, BackupReason, BackupRecord } from '../contracts.ts';
+import type { BackupProgress, BackupService } from './service.ts';
 import type { SshTarget } from './ssh.ts';
 
 export interface BackupActivityDeps {
@@ -19,6 +19,39 @@ export interface BackupActivityDeps {
   plans: Plans;
   /** Address, login, key and pinned host key of the customer's server (activities/cloud). */
   sshTarget(customerId: string, serverId: string): Promise<ServerSshTarget>;
+  /**
+   * Sends a backup's progress to the workflow that runs it (the worker signals `backupProgress`).
+   * Best effort: a failure must not fail the backup. Left out, progress is only heartbeated.
+   */
+  reportProgress?(workflowId: string, progress: BackupProgressReport): Promise<void>;
+}
+
+/** How often at most a running backup reports progress to its workflow (each report is a history event). */
+export const workflowProgressEveryMs = 10_000;
+
+/**
+ * Forwards the backup service's progress to the workflow: the first report at once, then at most one
+ * per `everyMs`. Reports are not awaited (the stream must not wait on Temporal) and failures are dropped.
+ */
+export function workflowProgressForwarder(report: (progress: BackupProgressReport) => Promise<void>,
+  ids: { idempotencyKey: string; backupId: string }, everyMs = workflowProgressEveryMs, clock: () => number = Date.now) {
+  let last: number | null = null;
+  return (p: BackupProgress): void => {
+    const now = clock();
+    if (last !== null && now - last < everyMs) return;
+    last = now;
+    const progress: BackupProgressReport = { ...ids, phase: p.phase, bytesDone: p.bytesDone, bytesEstimate: p.bytesEstimate, at: new Date(now).toISOString() };
+    Promise.resolve().then(() => report(progress)).catch(() => {});
+  };
+}
+
+/** The id of the workflow that called the running activity, or null outside one (direct calls in tests). */
+function callingWorkflowId(): string | null {
+  try {
+    return Context.current().info.workflowExecution?.workflowId ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -67,13 +100,21 @@ export function createBackupActivities(deps: BackupActivityDeps): BackupActiviti
       }
       const customer = await findCustomer(db, customerId);
       const retentionDays = deps.plans[customer?.plan ?? 'starter'].backupRetentionDays;
+      const workflowId = callingWorkflowId();
+      const reportProgress = deps.reportProgress;
+      const toWorkflow = reportProgress && workflowId !== null
+        ? workflowProgressForwarder((progress) => reportProgress(workflowId, progress), { idempotencyKey, backupId })
+        : null;
       const result = await service.backup({
         userId: customerId,
         backupId,
         ssh: await target(customerId, serverId),
         incremental: reason === 'daily',
         expiresAt: new Date(Date.now() + retentionDays * 86_400_000),
-        onProgress: (p) => heartbeat(p),
+        onProgress: (p) => {
+          heartbeat(p);
+          toWorkflow?.(p);
+        },
       });
       const row = await findBackup(db, result.backupId);
       if (!row?.verifiedAt) throw ApplicationFailure.create({ message: `backup ${result.backupId} was not verified`, type: ErrorType.Transient });

@@ -23,8 +23,8 @@ const TAG_BYTES = 16;
 const RECORD_HEAD = 5;
 /** Headers are small JSON; anything bigger is not ours. */
 const MAX_HEADER_JSON = 16 * 1024;
-/** 4 MiB: few enough records that per-record work is noise, small enough to keep memory flat. */
-export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+/** 1 MiB: per-record work is already noise at this size (measured: 4 MiB was no faster), and buffers stay small. */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
 /** Master keys by id (32 bytes each). The newest id encrypts; any listed id can decrypt. */
 export type MasterKeys = Readonly<Record<string, Buffer>>;

@@ -58,7 +58,11 @@ export interface BackupServiceConfig {
   zstdThreads?: number;
   /** Plaintext bytes per encrypted chunk. */
   chunkSize?: number;
-  /** Multipart part size: explicit, so streams of unknown length can grow to partSize × 10,000. */
+  /**
+   * Multipart part size (default 8 MiB). Explicit, because a stream of unknown length can only grow to
+   * partSize × 10,000; a backup whose paths are larger than partSize × 9,000 (du, before compression)
+   * uses proportionally larger parts, so memory stays flat up to ~70 GiB and grows only beyond.
+   */
   partSize?: number;
   /** Parts uploaded at once. The uploader holds partSize × (queueSize + 1) bytes. Default 2. */
   queueSize?: number;
@@ -188,7 +192,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
   const stateDir = config.stateDir ?? '/var/lib/berth-backup';
   const zstdLevel = config.zstdLevel ?? 3;
   const chunkSize = config.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const partSize = config.partSize ?? 16 * 1024 * 1024;
+  const partSize = config.partSize ?? 8 * 1024 * 1024;
   const queueSize = config.queueSize ?? 2;
   const compressOn = config.compressOn ?? 'server';
   const zstdThreads = config.zstdThreads ?? 1;
@@ -364,7 +368,9 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
           },
         });
         // Fixed part buffers, reused: memory is partSize × (queueSize + 1) plus a chunk or two in the stages.
-        const upload = createPartUpload({ s3, bucket, key: objectKey, partSize, queueSize, contentType: 'application/octet-stream' });
+        const MiB = 1024 * 1024;
+        const parts = Math.max(partSize, Math.ceil((progress.bytesEstimate ?? 0) / 9000 / MiB) * MiB);
+        const upload = createPartUpload({ s3, bucket, key: objectKey, partSize: parts, queueSize, contentType: 'application/octet-stream' });
         const stages: Transform[] = [gate];
         if (where === 'worker') stages.push(zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: zstdLevel } }));
         const streams = [channel, ...stages, createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize }), meter, upload.stream];

@@ -1,14 +1,9 @@
 /** The local cloud's fixed catalogue: locations, data centres, server types and system images. */
 
-export interface SimLocation {
-  id: number;
-  name: string;
-  description: string;
-  country: string;
-  city: string;
-  latitude: number;
-  longitude: number;
-  network_zone: string;
+import type { Location } from '../../activities/cloud/hetzner/types.ts';
+
+/** A location as the API describes it, plus the data centre servers there are placed in. */
+export interface SimLocation extends Location {
   datacenter: { id: number; name: string; description: string };
 }
 

@@ -190,8 +190,8 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
       const server = serverOf(input.serverId);
       if (server.power !== 'running') throw ApplicationFailure.nonRetryable('server is not running', ErrorType.InvalidInput);
       const backupId = id('bak');
-      if (options.reportBackupProgress) {
-        const workflowId = Context.current().info.workflowExecution.workflowId;
+      const workflowId = options.reportBackupProgress ? Context.current().info.workflowExecution?.workflowId : undefined;
+      if (options.reportBackupProgress && workflowId) {
         const report = (phase: BackupProgressReport['phase'], bytesDone: number, bytesEstimate: number | null) =>
           options.reportBackupProgress!(workflowId, { idempotencyKey: input.idempotencyKey, backupId, phase, bytesDone, bytesEstimate, at: now() });
         await report('preparing', 0, null);

@@ -2,7 +2,6 @@ import { describe, expect, test } from 'vitest';
 import { appendAudit, listAuditForSubject } from '../../db/repositories/audit-log.ts';
 import { completeBackup, latestVerifiedBackup, listBackupsOfUser, listExpiredBackups, markBackupVerified, startBackup } from '../../db/repositories/backups.ts';
 import { findCustomer, listCustomersByStage, upsertCustomer } from '../../db/repositories/customers.ts';
-import { claimEmail, markEmailFailed, markEmailSent } from '../../db/repositories/email-log.ts';
 import { getEncryptedSecret, putEncryptedSecret } from '../../db/repositories/encrypted-secrets.ts';
 import { createSession, deleteExpiredSessions, findLiveSession } from '../../db/repositories/sessions.ts';
 import { findStripeEvent, insertStripeEventIfNew, markStripeEventProcessed } from '../../db/repositories/stripe-events.ts';
@@ -22,33 +21,6 @@ describe('repositories', () => {
     expect(await insertStripeEventIfNew(t.db, { ...event, type: 'something.else' })).toBe(false);
     await markStripeEventProcessed(t.db, 'evt_1', new Date('2026-11-26T10:00:05Z'));
     expect(await findStripeEvent(t.db, 'evt_1')).toMatchObject({ type: 'invoice.paid', created: event.created, processedAt: new Date('2026-11-26T10:00:05Z') });
-  });
-
-  test('an email key is claimed once; a failed send may be claimed again; a sent one never', async () => {
-    const user = await newUser();
-    const mail = { idempotencyKey: `customer-${user.id}:reminder-7d:2026-12`, userId: user.id, kind: 'reminder-7d', recipient: user.email, subject: 'Your server expires in 7 days', provider: 'smtp' as const };
-    const first = await claimEmail(t.db, mail);
-    expect(first).toMatchObject({ claimed: true, entry: { status: 'sending', attempts: 1 } });
-    expect(await claimEmail(t.db, mail)).toMatchObject({ claimed: false, entry: { status: 'sending' } });
-
-    await markEmailFailed(t.db, mail.idempotencyKey, 'connection refused');
-    const retry = await claimEmail(t.db, { ...mail, provider: 'resend' });
-    expect(retry).toMatchObject({ claimed: true, entry: { status: 'sending', attempts: 2, error: null, provider: 'resend' } });
-
-    await markEmailSent(t.db, mail.idempotencyKey, 'msg-42');
-    const after = await claimEmail(t.db, mail, { reclaimSendingBefore: new Date(Date.now() + 60_000) });
-    expect(after).toMatchObject({ claimed: false, entry: { status: 'sent', providerId: 'msg-42' } });
-    // A late failure report cannot undo a successful send.
-    await markEmailFailed(t.db, mail.idempotencyKey, 'late timeout');
-    expect((await claimEmail(t.db, mail)).entry.status).toBe('sent');
-  });
-
-  test('a send stuck in "sending" is reclaimed only when the caller says it is stale', async () => {
-    const user = await newUser();
-    const mail = { idempotencyKey: `customer-${user.id}:welcome`, userId: user.id, kind: 'welcome', recipient: user.email, subject: 'Welcome', provider: 'smtp' as const };
-    await claimEmail(t.db, mail);
-    expect((await claimEmail(t.db, mail, { reclaimSendingBefore: new Date(Date.now() - 60_000) })).claimed).toBe(false);
-    expect(await claimEmail(t.db, mail, { reclaimSendingBefore: new Date(Date.now() + 60_000) })).toMatchObject({ claimed: true, entry: { attempts: 2 } });
   });
 
   test('the customer projection upserts, changing only the fields given', async () => {

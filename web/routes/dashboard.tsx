@@ -3,6 +3,7 @@ import { Form, Link, useActionData, useLoaderData, useNavigation, useRevalidator
 import type { Route } from './+types/dashboard.ts';
 import { requireUser, services } from '../auth.server.ts';
 import { formatDate, formatDateTime } from '../format.ts';
+import type { BackupInProgress } from '../../workflows/messages.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Dashboard — Berth' }];
@@ -36,15 +37,27 @@ export async function action({ request, context }: Route.ActionArgs) {
   return services(context).customer.command(user.id, command);
 }
 
+/** "Backing up: 40% (1.2 of 3.0 GB)"; without an estimate yet, just what is done. */
+function backupProgressText(backup: BackupInProgress): string {
+  const gb = (bytes: number) => (bytes / 1e9).toFixed(1);
+  if (backup.phase === null) return 'Backing up: starting…';
+  if (backup.phase === 'verifying') return 'Backing up: checking the stored copy…';
+  if (backup.bytesEstimate === null || backup.bytesEstimate <= 0) return `Backing up: ${gb(backup.bytesDone)} GB so far…`;
+  // The estimate is the files' size; tar's count (headers included) can run past it, so the line stops at 99%.
+  const percent = Math.min(99, Math.floor((backup.bytesDone / backup.bytesEstimate) * 100));
+  return `Backing up: ${percent}% (${gb(backup.bytesDone)} of ${gb(backup.bytesEstimate)} GB)`;
+}
+
 export default function Dashboard() {
   const { name, view } = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
   const revalidator = useRevalidator();
   const busy = navigation.state !== 'idle';
-  const working = view && ['provisioning', 'restoring'].includes(view.stage);
+  const backup = view?.backupInProgress ?? null;
+  const working = view && (['provisioning', 'restoring'].includes(view.stage) || backup !== null);
 
-  // While the server is being built or restored, keep the page current without a reload.
+  // While the server is being built, restored or backed up, keep the page current without a reload.
   useEffect(() => {
     if (!working) return;
     const timer = setInterval(() => { if (revalidator.state === 'idle') void revalidator.revalidate(); }, 3000);
@@ -76,7 +89,8 @@ export default function Dashboard() {
           <span className={`badge ${view.stage}`} data-testid="stage">{stage.label}</span>
         </div>
         <p>{stage.explain}</p>
-        {working && <p className="progress" aria-live="polite"><span className="spinner" /> Working on it… this page updates by itself.</p>}
+        {working && !backup && <p className="progress" aria-live="polite"><span className="spinner" /> Working on it… this page updates by itself.</p>}
+        {backup && <p className="progress" aria-live="polite" data-testid="backup-progress"><span className="spinner" /> {backupProgressText(backup)}</p>}
         <dl className="facts">
           <dt>Plan</dt><dd>{view.plan ?? '—'}</dd>
           <dt>Access until</dt><dd>{formatDate(view.accessEndsAt)}{view.willRenew ? ' (renews automatically)' : ''}</dd>
