@@ -95,7 +95,7 @@ export interface CloudActivities {
    * Hibernates: powers off, snapshots the server, waits for the snapshot, then deletes the server
    * (a stopped server is still billed). Returns the snapshot id that {@link wakeFromSnapshot} uses.
    */
-  hibernate(input: { customerId: string; serverId: string }): Promise<{ snapshotId: string }>;
+  hibernate(input: { customerId: string; serverId: string; verifiedBackupId: string }): Promise<{ snapshotId: string }>;
   /**
    * Creates the customer's server from a hibernation snapshot (idempotent by label), waits for SSH,
    * then deletes the snapshot.
@@ -111,7 +111,7 @@ export interface CloudActivities {
 }
 
 /** Why a backup was made; part of its idempotency key and shown to the customer. */
-export type BackupReason = 'daily' | 'manual' | 'before_restore' | 'expiry' | 'final';
+export type BackupReason = 'daily' | 'manual' | 'before_restore' | 'before_hibernate' | 'expiry' | 'final';
 
 /** A completed backup. Only verified backups are ever returned. */
 export interface BackupRecord {

@@ -610,7 +610,9 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     if (server === null || server.power !== 'running') return;
     const serverId = server.summary.serverId;
     if (!manual && config.idle.policy === 'hibernate') {
-      const { snapshotId } = await cloud.hibernate.executeWithOptions({ summary: 'hibernate (snapshot + delete)' }, [{ customerId, serverId }]);
+      // Hibernation deletes the server: like expiry, only after a verified backup of it (invariant 1).
+      const verified = await backup('before_hibernate', state.lastActivityAt);
+      const { snapshotId } = await cloud.hibernate.executeWithOptions({ summary: 'hibernate (snapshot + delete)' }, [{ customerId, serverId, verifiedBackupId: verified.backupId }]);
       state.server = { power: 'hibernated', snapshotId, serverType: server.summary.serverType, location: server.summary.location, plan: server.plan };
       note(`idle: server ${serverId} hibernated as snapshot ${snapshotId}`);
     } else {

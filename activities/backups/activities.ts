@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import { findBackup } from '../../db/repositories/backups.ts';
 import { findCustomer } from '../../db/repositories/customers.ts';
+import { findServerByProviderId } from '../../db/repositories/servers.ts';
 import { ErrorType } from '../../lib/errors.ts';
 import type { Plans } from '../billing/plans.ts';
 import type { ServerSshTarget } from '../cloud/provisioning.ts';
@@ -71,7 +72,7 @@ export function backupIdFor(idempotencyKey: string): string {
 }
 
 const reasonOf = (manifestReason: unknown): BackupReason =>
-  (['daily', 'manual', 'before_restore', 'expiry', 'final'] as const).find((r) => r === manifestReason) ?? 'manual';
+  (['daily', 'manual', 'before_restore', 'before_hibernate', 'expiry', 'final'] as const).find((r) => r === manifestReason) ?? 'manual';
 
 function heartbeat(details: unknown): void {
   try {
@@ -107,6 +108,8 @@ export function createBackupActivities(deps: BackupActivityDeps): BackupActiviti
         : null;
       const result = await service.backup({
         userId: customerId,
+        // The backup names the server it was made of: deleting that server later checks it (invariant 1).
+        serverId: (await findServerByProviderId(db, Number(serverId)))?.id ?? null,
         backupId,
         ssh: await target(customerId, serverId),
         incremental: reason === 'daily',

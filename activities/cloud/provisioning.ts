@@ -498,8 +498,9 @@ function createProvisioning(deps: CloudDeps) {
     return current;
   }
 
-  async function hibernate(input: { customerId: string; serverId: string }): Promise<{ snapshotId: string }> {
+  async function hibernate(input: { customerId: string; serverId: string; verifiedBackupId: string }): Promise<{ snapshotId: string }> {
     const { customerId, serverId } = input;
+    await requireVerifiedBackup(customerId, serverId, input.verifiedBackupId, 'hibernate');
     const server = await ownedServer(customerId, serverId);
     let snapshot = await hibernationSnapshot(customerId, serverId);
     if (!server) {
@@ -584,6 +585,21 @@ function createProvisioning(deps: CloudDeps) {
     return summary(server);
   }
 
+  /** Invariant 1: a server is deleted only with a completed, verified backup of it (of this customer). */
+  async function requireVerifiedBackup(customerId: string, serverId: string, backupId: string, what: string): Promise<void> {
+    const row = await findServerByProviderId(db, Number(serverId));
+    const backup = await findBackup(db, backupId).catch(() => undefined);
+    const problem = !backup ? 'does not exist'
+      : backup.userId !== customerId ? 'belongs to another customer'
+        : backup.status !== 'completed' ? `is ${backup.status}`
+          : backup.verifiedAt === null ? 'was never verified'
+            : backup.serverId !== null && row && backup.serverId !== row.id ? 'is a backup of another server'
+              : null;
+    if (problem) {
+      throw ApplicationFailure.nonRetryable(`refusing to ${what} server ${serverId}: backup ${backupId} ${problem}`, ErrorType.NoVerifiedBackup);
+    }
+  }
+
   async function deleteServer(input: DeleteServerInput): Promise<void> {
     const { customerId, serverId } = input;
     const server = await ownedServer(customerId, serverId);
@@ -599,16 +615,7 @@ function createProvisioning(deps: CloudDeps) {
         await appendAudit(db, { actor: `operator:${approvedBy}`, action: 'server_delete_override', subject, details: { serverId, reason, approvedAt } });
       }
     } else {
-      const backup = await findBackup(db, input.verifiedBackupId).catch(() => undefined);
-      const problem = !backup ? 'does not exist'
-        : backup.userId !== customerId ? 'belongs to another customer'
-          : backup.status !== 'completed' ? `is ${backup.status}`
-            : backup.verifiedAt === null ? 'was never verified'
-              : backup.serverId !== null && row && backup.serverId !== row.id ? 'is a backup of another server'
-                : null;
-      if (problem) {
-        throw ApplicationFailure.nonRetryable(`refusing to delete server ${serverId}: backup ${input.verifiedBackupId} ${problem}`, ErrorType.NoVerifiedBackup);
-      }
+      await requireVerifiedBackup(customerId, serverId, input.verifiedBackupId, 'delete');
     }
     if (!server) {
       if (row) await markServerDeleted(db, row.id);

@@ -148,6 +148,10 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
     }),
     hibernate: (input) => record('hibernate', 'hibernate', input, () => {
       const server = serverOf(input.serverId);
+      // Hibernation deletes the server: the real activity re-checks invariant 1, so does the double.
+      if (backupServer.get(input.verifiedBackupId) !== input.serverId) {
+        throw ApplicationFailure.nonRetryable('no verified backup of this server', ErrorType.NoVerifiedBackup);
+      }
       const snapshotId = id('snap');
       snapshots.set(snapshotId, { customerId: input.customerId, fromServerId: server.serverId });
       servers.delete(server.serverId);

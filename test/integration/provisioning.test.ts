@@ -252,10 +252,19 @@ describe('provisioning activities against the local cloud', () => {
     await sshExec(conn.client, 'echo "remember me" > ~/notes.txt');
     conn.close();
 
-    const { snapshotId } = await cloudActs.hibernate({ customerId, serverId: server.serverId });
+    // Hibernation deletes the server, so like any delete it needs a verified backup of it first.
+    const refused = await failureOf(cloudActs.hibernate({ customerId, serverId: server.serverId, verifiedBackupId: randomUUID() }));
+    expect(refused.type).toBe(ErrorType.NoVerifiedBackup);
+    expect(await serversOf(customerId)).toHaveLength(1);
+    const row = (await findServerByProviderId(testDb.db, Number(server.serverId)))!;
+    const b = await startBackup(testDb.db, { userId: customerId, serverId: row.id, kind: 'full', parentId: null, objectKey: `k/${randomUUID()}`, encryptionKeyId: 'k1' });
+    await completeBackup(testDb.db, b.id, { sizeBytes: 10, sha256: 'a'.repeat(64) });
+    await markBackupVerified(testDb.db, b.id);
+
+    const { snapshotId } = await cloudActs.hibernate({ customerId, serverId: server.serverId, verifiedBackupId: b.id });
     expect(await serversOf(customerId)).toEqual([]);
     // A retried hibernate after the delete returns the same snapshot.
-    expect(await cloudActs.hibernate({ customerId, serverId: server.serverId })).toEqual({ snapshotId });
+    expect(await cloudActs.hibernate({ customerId, serverId: server.serverId, verifiedBackupId: b.id })).toEqual({ snapshotId });
 
     const woken = await cloudActs.wakeFromSnapshot({ customerId, snapshotId, serverType: 'cx23', location: 'fsn1' });
     expect(woken.serverId).not.toBe(server.serverId);

@@ -287,7 +287,7 @@ describe('customer lifecycle', () => {
       await at(day + 120_000);
       expect((await handle.query(stateQuery)).stage).toBe('active');
     }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
-    expect(doubles.steps()).toEqual([...provisioned, ...(policy === 'stop' ? ['powerOff', 'powerOn'] : ['hibernate', 'wakeFromSnapshot'])]);
+    expect(doubles.steps()).toEqual([...provisioned, ...(policy === 'stop' ? ['powerOff', 'powerOn'] : ['createBackup before_hibernate', 'hibernate', 'wakeFromSnapshot'])]);
     expect(doubles.servers.size).toBe(1);
   });
 
