@@ -220,7 +220,7 @@ async function main(): Promise<void> {
       while (runId) {
         const history = await client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
         const file = path.join(outDir, index === 0 ? `${name}.json` : `${name}.run${index + 1}.json`);
-        writeFileSync(file, JSON.stringify(proto.temporal.api.history.v1.History.fromObject(history).toJSON(), null, 1) + '\n');
+        writeFileSync(file, JSON.stringify(withoutStackTraces(proto.temporal.api.history.v1.History.fromObject(history).toJSON()), null, 1) + '\n');
         console.log(`recorded ${path.relative(root, file)} (${history.events?.length} events)`);
         runId = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
         index += 1;
@@ -238,3 +238,13 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+/**
+ * Failures in a history carry the worker's stack traces, which name folders of the machine that
+ * recorded them; replay never reads them, so they are left out of the committed files.
+ */
+function withoutStackTraces(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutStackTraces);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'stackTrace' ? '' : withoutStackTraces(v)]));
+}
