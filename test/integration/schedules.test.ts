@@ -1,0 +1,37 @@
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { ensurePruneSchedule } from '../../worker/schedules.ts';
+import { ensureReconciliationSchedule, reconciliationScheduleId } from '../../activities/billing/reconcile.ts';
+import { pruneScheduleId } from '../../workflows/prune-schedule.ts';
+
+let connection: Connection;
+let client: Client;
+
+beforeAll(async () => {
+  // The integration tier's own dev server: no other suite creates these fleet-wide schedules.
+  connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+  client = new Client({ connection });
+});
+afterAll(async () => {
+  await connection?.close();
+});
+
+test('worker start creates the daily backup-prune schedule once, and leaves an existing one alone', async () => {
+  expect(await ensurePruneSchedule(client, 'berth')).toBe('created');
+  const handle = client.schedule.getHandle(pruneScheduleId);
+  await handle.pause('an operator paused it');
+  expect(await ensurePruneSchedule(client, 'berth')).toBe('exists');
+  const described = await handle.describe();
+  expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'pruneExpiredBackups', taskQueue: 'berth' });
+  expect(described.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 3, end: 3, step: 1 }], minute: [{ start: 17, end: 17, step: 1 }] });
+  // The operator's pause survives a worker restart.
+  expect(described.state.paused).toBe(true);
+});
+
+test('worker start creates the Stripe reconciliation schedule idempotently', async () => {
+  await ensureReconciliationSchedule(client, { taskQueue: 'berth', workflowType: 'stripeReconciliation' });
+  await ensureReconciliationSchedule(client, { taskQueue: 'berth', workflowType: 'stripeReconciliation' });
+  const described = await client.schedule.getHandle(reconciliationScheduleId).describe();
+  expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'stripeReconciliation', taskQueue: 'berth' });
+  expect(described.spec.intervals?.[0]?.every).toBe(15 * 60_000);
+});
