@@ -17,7 +17,7 @@ export const secretPurposes = {
 } as const;
 
 export interface SshKeyPair {
-  /** OpenSSH private key ("-----BEGIN OPENSSH PRIVATE KEY-----..."): a secret. */
+  /** The private half, in OpenSSH's own PEM-style text format: a secret. */
   privateKey: string;
   /** OpenSSH public key line ("ssh-ed25519 AAAA... comment"). */
   publicKey: string;
