@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { InvoiceSnapshot } from './normalize.ts';
+import { upsertInvoice } from '../../db/repositories/invoices.ts';
 
 // Billing's queries that db/repositories does not have (or has without the ordering guards billing
 // needs). Each takes the db or a transaction first.
@@ -63,38 +63,8 @@ export async function linkStripeCustomer(
     .execute();
 }
 
-// A later status never goes back to an earlier one, whatever order events arrive in.
-const statusRank = sql<number>`case ${sql.ref('excluded.status')} when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end`;
-const currentRank = sql<number>`case ${sql.ref('invoices.status')} when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end`;
-
-/**
- * Inserts or refreshes an invoice mirrored from Stripe (keyed by its Stripe id). Unlike
- * db/repositories' upsertInvoice, a late 'open' never overwrites a 'paid': events arrive in any order.
- */
+/** Mirrors an invoice from a Stripe event or listing (db/repositories/invoices.ts keeps statuses in order). */
 export async function upsertInvoiceInOrder(db: Db, userId: string, invoice: InvoiceSnapshot): Promise<void> {
-  await db
-    .insertInto('invoices')
-    .values({
-      userId,
-      stripeInvoiceId: invoice.stripeInvoiceId,
-      stripeSubscriptionId: invoice.stripeSubscriptionId,
-      amountMinor: invoice.amountMinor,
-      currency: invoice.currency,
-      status: invoice.status,
-      periodStart: invoice.periodStart,
-      periodEnd: invoice.periodEnd,
-      hostedInvoiceUrl: invoice.hostedInvoiceUrl,
-      createdAt: invoice.created,
-    })
-    .onConflict((oc) =>
-      oc
-        .column('stripeInvoiceId')
-        .doUpdateSet((eb) => ({
-          status: eb.ref('excluded.status'),
-          amountMinor: eb.ref('excluded.amountMinor'),
-          hostedInvoiceUrl: eb.fn.coalesce('excluded.hostedInvoiceUrl', 'invoices.hostedInvoiceUrl'),
-        }))
-        .where(sql<boolean>`${statusRank} >= ${currentRank}`),
-    )
-    .execute();
+  const { stripeCustomerId: _customer, created, ...fields } = invoice;
+  await upsertInvoice(db, { userId, ...fields, createdAt: created });
 }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db, Invoice, InvoiceStatus } from '../database.ts';
 
 export interface InvoiceRecord {
@@ -14,18 +15,32 @@ export interface InvoiceRecord {
   createdAt?: Date;
 }
 
-/** Inserts or refreshes an invoice from Stripe, keyed by its Stripe id. */
-export async function upsertInvoice(db: Db, invoice: InvoiceRecord): Promise<Invoice> {
+// A later status never goes back to an earlier one, whatever order Stripe's events arrive in.
+const rank = (ref: string) => sql<number>`case ${sql.ref(ref)} when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end`;
+
+/**
+ * Inserts or refreshes an invoice mirrored from Stripe, keyed by its Stripe id. A refresh that would
+ * move the status backwards (a late 'open' after 'paid') is ignored: then nothing is returned.
+ */
+export async function upsertInvoice(db: Db, invoice: InvoiceRecord): Promise<Invoice | undefined> {
   if (!Number.isSafeInteger(invoice.amountMinor)) {
     throw new RangeError(`invoice ${invoice.stripeInvoiceId}: amountMinor must be an integer number of minor units`);
   }
-  const { userId: _userId, stripeInvoiceId: _id, createdAt: _createdAt, ...refresh } = invoice;
   return db
     .insertInto('invoices')
     .values({ ...invoice, currency: invoice.currency.toLowerCase() })
-    .onConflict((oc) => oc.column('stripeInvoiceId').doUpdateSet({ ...refresh, currency: invoice.currency.toLowerCase() }))
+    .onConflict((oc) =>
+      oc
+        .column('stripeInvoiceId')
+        .doUpdateSet((eb) => ({
+          status: eb.ref('excluded.status'),
+          amountMinor: eb.ref('excluded.amountMinor'),
+          hostedInvoiceUrl: eb.fn.coalesce('excluded.hostedInvoiceUrl', 'invoices.hostedInvoiceUrl'),
+        }))
+        .where(sql<boolean>`${rank('excluded.status')} >= ${rank('invoices.status')}`),
+    )
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
 }
 
 /** A user's invoices, newest first (the billing page). */

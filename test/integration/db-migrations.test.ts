@@ -96,7 +96,7 @@ describe('the schema enforces', () => {
       userId: user.id, stripeInvoiceId: 'in_1', stripeSubscriptionId: 'sub_1', amountMinor: 1999, currency: 'EUR',
       status: 'paid' as const, periodStart: new Date('2026-11-01T00:00:00Z'), periodEnd: new Date('2026-12-01T00:00:00Z'), hostedInvoiceUrl: null,
     };
-    const stored = await upsertInvoice(t.db, invoice);
+    const stored = (await upsertInvoice(t.db, invoice))!;
     expect(stored.amountMinor).toBe(1999);
     expect(typeof stored.amountMinor).toBe('number');
     expect(stored.currency).toBe('eur');
