@@ -19,6 +19,10 @@ export const workerConfigSchema = z
     RESEND_BASE_URL: url(['http', 'https']).optional(),
     SMTP_URL: url(['smtp', 'smtps'], localDefaults.SMTP_URL),
     MAIL_FROM: text(localDefaults.MAIL_FROM),
+    /** Run on the server before each backup's tar; absent: `openclaw backup create --verify` (none on the local cloud). */
+    BACKUP_PRE_COMMAND: z.string().optional(),
+    /** Run on the server after a restore put the files back; absent: `openclaw backup restore` (none on the local cloud). */
+    BACKUP_POST_RESTORE_COMMAND: z.string().optional(),
   })
   .superRefine(
     ...productionRules({

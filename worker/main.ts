@@ -67,8 +67,9 @@ const backupService = createBackupService({
   root: '/home/berth',
   paths: ['.openclaw'],
   stateDir: '/home/berth/.local/state/berth-backup',
-  preBackupCommand: localCloud ? undefined : 'openclaw backup create --verify',
-  postRestoreCommand: localCloud ? undefined : 'openclaw backup restore --latest',
+  // Never copy live SQLite files: OpenClaw writes a consistent copy first (the local stand-in has none).
+  preBackupCommand: config.BACKUP_PRE_COMMAND ?? (localCloud ? undefined : 'openclaw backup create --verify'),
+  postRestoreCommand: config.BACKUP_POST_RESTORE_COMMAND ?? (localCloud ? undefined : 'openclaw backup restore'),
 });
 const sender = createMailActivities({
   db,
