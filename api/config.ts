@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { planPriceEnvSchema } from '../activities/billing/plans.ts';
-import { commonFields, loadConfigOrExit, localDefaults, parseConfig, port, productionRules, secret, type Env } from '../lib/config.ts';
+import { commonFields, mailFields, loadConfigOrExit, localDefaults, parseConfig, port, productionRules, secret, type Env } from '../lib/config.ts';
 
 /** The api/web server's environment: HTTP, sessions, Stripe webhooks, Temporal client, PostgreSQL. */
 export const apiConfigSchema = z
   .object({
     ...commonFields,
+    ...mailFields,
     ...planPriceEnvSchema.shape,
     PORT: port(localDefaults.PORT),
     /** Signs session cookies. */

@@ -16,6 +16,8 @@ import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts
 import { createStripeWebhookRouter } from './webhooks/stripe.ts';
 import { createLocalBilling } from './local-billing/index.ts';
 import { createMailPreviewRouter } from './dev/mail-preview.ts';
+import { createMailActivities } from '../activities/mail/send.ts';
+import { createMailTransport } from '../activities/mail/transport.ts';
 import { customerWorkflowStart, signalActivity } from '../lib/lifecycle-client.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
@@ -47,6 +49,15 @@ const services = createWebServices({
   plans,
   billingSessions,
   lifecycle,
+  mailer: createMailActivities({
+    db,
+    transport: createMailTransport({ resendApiKey: config.RESEND_API_KEY, resendBaseUrl: config.RESEND_BASE_URL, smtpUrl: config.SMTP_URL }),
+    appUrl: config.APP_URL,
+    from: config.MAIL_FROM,
+    log,
+  }),
+  appUrl: config.APP_URL,
+  tokenSecret: config.SESSION_SECRET,
   onRegistered: (user) => signalActivity(temporal, lifecycle, user.id, 'registered'),
 });
 

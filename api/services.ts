@@ -15,6 +15,10 @@ import { backupNowUpdate, powerOffUpdate, powerOnUpdate, type LifecycleView } fr
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { hashPassword, verifyPassword } from './auth/passwords.ts';
 import { endSession, startSession, userOfRequest } from './auth/sessions.ts';
+import { signToken, verifyToken } from './auth/tokens.ts';
+import { deleteSessionsOfUser } from '../db/repositories/sessions.ts';
+import { findUserById, markEmailVerified, setPasswordHash } from '../db/repositories/users.ts';
+import type { createMailActivities } from '../activities/mail/send.ts';
 
 /** Field errors for a form: what the person typed wrong, in words they can act on. */
 export type FieldErrors = Partial<Record<string, string>>;
@@ -24,6 +28,13 @@ export const registrationSchema = z.object({
   name: z.string().trim().min(1, 'Please tell us your name.').max(100, 'That name is longer than 100 characters.'),
   email: z.string().trim().toLowerCase().email('That does not look like an email address.').max(254, 'That email address is too long.'),
   password: z.string().min(10, 'Use at least 10 characters.').max(200, 'Use at most 200 characters.'),
+});
+export const forgotSchema = z.object({
+  email: z.string().trim().toLowerCase().email('That does not look like an email address.'),
+});
+export const resetSchema = z.object({
+  token: z.string().min(1, 'This link is incomplete; ask for a new one.'),
+  password: registrationSchema.shape.password,
 });
 export const loginSchema = z.object({
   email: z.string().trim().min(1, 'Enter your email address.'),
@@ -47,6 +58,11 @@ export interface WebServices {
     login(form: Record<string, unknown>): Promise<FormResult<{ user: User; setCookie: string }>>;
     logout(cookieHeader: string | null): Promise<string>;
     currentUser(cookieHeader: string | null): Promise<User | null>;
+    /** Mails a reset link if the address has an account; answers the same either way. */
+    requestPasswordReset(form: Record<string, unknown>): Promise<FormResult<null>>;
+    resetPassword(form: Record<string, unknown>): Promise<FormResult<{ user: User; setCookie: string }>>;
+    /** Marks the address verified; false for a bad or expired link. */
+    verifyEmail(token: string): Promise<boolean>;
   };
   billing: {
     plans: readonly PlanConfig[];
@@ -76,6 +92,11 @@ export interface WebServiceDeps {
   plans: Plans;
   billingSessions: BillingSessions;
   lifecycle: ReturnType<typeof customerWorkflowStart>;
+  /** Sends account mails (verify address, reset password) through the mail log and transport. */
+  mailer: ReturnType<typeof createMailActivities>;
+  appUrl: string;
+  /** Signs verification and reset links (SESSION_SECRET). */
+  tokenSecret: string;
   /** Called once a user exists: e.g. start the customer's lifecycle workflow. */
   onRegistered?: (user: User) => Promise<void>;
 }
@@ -86,6 +107,13 @@ const activityEveryMs = 5 * 60_000;
 export function createWebServices(deps: WebServiceDeps): WebServices {
   const { db, secureCookies, log } = deps;
   const lastActivity = new Map<string, number>();
+  const hour = 3_600_000;
+
+  async function sendVerification(user: User): Promise<void> {
+    const token = signToken(deps.tokenSecret, 'verify-email', user.id, new Date(Date.now() + 48 * hour));
+    await deps.mailer.sendMail({ kind: 'verify-email', to: user.email, userId: user.id, period: tokenId(token),
+      data: { name: user.name, verifyUrl: `${deps.appUrl}/verify-email?token=${token}`, expiresInHours: 48 } });
+  }
   return {
     config: deps.config,
     auth: {
@@ -97,6 +125,8 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
           const user = await createUser(db, { name, email, passwordHash: await hashPassword(password) });
           log.info({ userId: user.id }, 'user registered');
           await deps.onRegistered?.(user);
+          await sendVerification(user).catch((err: unknown) =>
+            log.warn({ userId: user.id, err: err instanceof Error ? err.message : String(err) }, 'could not send the verification mail'));
           return { ok: true, value: { user, setCookie: await startSession(db, user.id, secureCookies) } };
         } catch (err) {
           if (err instanceof EmailTakenError) return { ok: false, errors: { email: 'An account with this email exists already. Sign in instead?' } };
@@ -114,6 +144,36 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
       },
       logout: (cookieHeader) => endSession(db, cookieHeader, secureCookies),
       currentUser: (cookieHeader) => userOfRequest(db, cookieHeader),
+      async requestPasswordReset(form) {
+        const parsed = forgotSchema.safeParse(form);
+        if (!parsed.success) return { ok: false, errors: fieldErrors(parsed.error) };
+        const user = await findUserByEmail(db, parsed.data.email);
+        if (user) {
+          const token = signToken(deps.tokenSecret, 'password-reset', user.id, new Date(Date.now() + hour), user.passwordHash);
+          await deps.mailer.sendMail({ kind: 'password-reset', to: user.email, userId: user.id, period: tokenId(token),
+            data: { name: user.name, resetUrl: `${deps.appUrl}/reset-password?token=${token}`, expiresInMinutes: 60 } });
+        }
+        return { ok: true, value: null };
+      },
+      async resetPassword(form) {
+        const parsed = resetSchema.safeParse(form);
+        if (!parsed.success) return { ok: false, errors: fieldErrors(parsed.error) };
+        const userId = await verifyToken(deps.tokenSecret, 'password-reset', parsed.data.token,
+          async (id) => (await findUserById(db, id))?.passwordHash ?? '');
+        if (!userId) return { ok: false, errors: { form: 'This reset link has expired or was used already. Ask for a new one.' } };
+        await setPasswordHash(db, userId, await hashPassword(parsed.data.password));
+        // Whoever knew the old password is signed out everywhere.
+        await deleteSessionsOfUser(db, userId);
+        const user = (await findUserById(db, userId))!;
+        log.info({ userId }, 'password reset');
+        return { ok: true, value: { user, setCookie: await startSession(db, userId, secureCookies) } };
+      },
+      async verifyEmail(token) {
+        const userId = await verifyToken(deps.tokenSecret, 'verify-email', token);
+        if (!userId) return false;
+        await markEmailVerified(db, userId);
+        return true;
+      },
     },
     billing: {
       plans: Object.values(deps.plans),
@@ -171,6 +231,11 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
       },
     },
   };
+}
+
+/** A short id of a signed link, for the mail log's idempotency key (one mail per link). */
+function tokenId(token: string): string {
+  return token.split('.')[1]!.slice(0, 22);
 }
 
 /** The form's one-time request id: a retried submit reuses its Checkout Session, a new visit gets a new one. */

@@ -199,3 +199,12 @@ export const commonFields = {
   MASTER_KEY: aes256Key(localDefaults.MASTER_KEY),
   MASTER_KEY_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be a short key id (letters, digits, . _ -)').default(localDefaults.MASTER_KEY_ID),
 };
+
+/** Where mail goes: Resend when RESEND_API_KEY is set, else SMTP (maildev locally). api and worker both send. */
+export const mailFields = {
+  /** Absent: mail goes over SMTP to SMTP_URL (maildev locally). */
+  RESEND_API_KEY: z.string().regex(/^re_\w+$/, 'must be a Resend API key (re_...)').optional(),
+  RESEND_BASE_URL: url(['http', 'https']).optional(),
+  SMTP_URL: url(['smtp', 'smtps'], localDefaults.SMTP_URL),
+  MAIL_FROM: text(localDefaults.MAIL_FROM),
+};

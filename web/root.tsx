@@ -16,6 +16,7 @@ export function Layout({ children }: { children: ReactNode }) {
       <head>
         <meta charSet="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <link rel="icon" href="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' height='16' rx='3' fill='%2310213d'/%3E%3Cpath d='M4 12V4h5a2 2 0 0 1 0 4H4m5 0a2 2 0 0 1 0 4H4' stroke='%23fff' fill='none' stroke-width='1.6'/%3E%3C/svg%3E" />
         <Meta />
         <Links />
       </head>

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { planPriceEnvSchema } from '../activities/billing/plans.ts';
-import { commonFields, loadConfigOrExit, localDefaults, parseConfig, productionRules, secret, text, url, type Env } from '../lib/config.ts';
+import { commonFields, mailFields, loadConfigOrExit, localDefaults, parseConfig, productionRules, secret, text, url, type Env } from '../lib/config.ts';
 
 /** The worker's environment: Temporal, PostgreSQL, object storage, Hetzner, Stripe, mail, secrets. */
 export const workerConfigSchema = z
@@ -14,11 +14,7 @@ export const workerConfigSchema = z
     S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z 0-9 . -)').default(localDefaults.S3_BUCKET),
     HCLOUD_ENDPOINT: url(['http', 'https'], localDefaults.HCLOUD_ENDPOINT),
     HCLOUD_TOKEN: secret(localDefaults.HCLOUD_TOKEN),
-    /** Absent: mail goes over SMTP to SMTP_URL (maildev locally). */
-    RESEND_API_KEY: z.string().regex(/^re_\w+$/, 'must be a Resend API key (re_...)').optional(),
-    RESEND_BASE_URL: url(['http', 'https']).optional(),
-    SMTP_URL: url(['smtp', 'smtps'], localDefaults.SMTP_URL),
-    MAIL_FROM: text(localDefaults.MAIL_FROM),
+    ...mailFields,
     /** Run on the server before each backup's tar; absent: `openclaw backup create --verify` (none on the local cloud). */
     BACKUP_PRE_COMMAND: z.string().optional(),
     /** Run on the server after a restore put the files back; absent: `openclaw backup restore` (none on the local cloud). */

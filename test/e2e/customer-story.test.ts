@@ -33,8 +33,8 @@ test('a new customer signs up, pays on the local checkout, and watches their ser
   await page.getByLabel('Password').fill('analytical engine 1843');
   await page.getByRole('button', { name: 'Create account' }).click();
   await page.waitForURL('**/dashboard');
-  // The name is shown as typed, never as markup.
-  expect(await page.locator('header').textContent()).toContain('Ada <b>Lovelace</b>');
+  // The name is shown as typed, never as markup (the header follows once the session is read).
+  await page.locator('header').getByText('Ada <b>Lovelace</b>', { exact: true }).waitFor();
   await page.getByRole('link', { name: 'See the plans' }).click();
 
   await page.waitForURL('**/billing');

@@ -42,7 +42,7 @@ export default function Login() {
         </label>
         <button type="submit" disabled={busy}>{busy ? 'Signing in…' : 'Sign in'}</button>
       </Form>
-      <p className="muted">New here? <Link to="/register">Create an account</Link></p>
+      <p className="muted"><Link to="/forgot-password">Forgot your password?</Link> · New here? <Link to="/register">Create an account</Link></p>
     </section>
   );
 }
