@@ -45,13 +45,16 @@ function stopAll(code: number): Promise<never> {
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
-async function step<T extends { stop(): Promise<void> }>(name: string, start: () => Promise<T>): Promise<T> {
+/** A started part: a child process itself, or a service that runs one (none: an external database). */
+type Part = ManagedProcess | { stop(): Promise<void>; process?: ManagedProcess | null };
+
+async function step<T extends Part>(name: string, start: () => Promise<T>): Promise<T> {
   const started = Date.now();
   say(`starting ${name}…`);
   const part = await start();
   running.push({ name, stop: () => part.stop() });
-  const child = (part as { process?: unknown }).process ?? part;
-  if (child && typeof child === 'object' && 'exited' in child && 'pid' in child) managed.push(child as ManagedProcess);
+  const child = 'pid' in part ? (part as ManagedProcess) : (part as { process?: ManagedProcess | null }).process;
+  if (child) managed.push(child);
   say(`${name} ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   if (stopping) await stopAll(0);
   return part;
