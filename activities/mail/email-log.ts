@@ -13,14 +13,8 @@ export class MailInFlightError extends Error {
   override name = 'MailInFlightError';
 }
 
-export interface NewClaim {
-  idempotencyKey: string;
-  userId: string | null;
-  kind: string;
-  recipient: string;
-  subject: string;
-  provider: EmailProvider;
-}
+/** What a first attempt records about the mail it is about to send. */
+export type NewClaim = Pick<EmailLogEntry, 'idempotencyKey' | 'userId' | 'kind' | 'recipient' | 'subject'> & { provider: EmailProvider };
 
 /** Row operations on one key's email_log row; inside withKeyLock they run on the locked connection. */
 export interface EmailLogOps {

@@ -1,19 +1,8 @@
 import { sql } from 'kysely';
-import type { Db, Invoice, InvoiceStatus } from '../database.ts';
+import type { Db, Invoice, NewInvoice } from '../database.ts';
 
-export interface InvoiceRecord {
-  userId: string;
-  stripeInvoiceId: string;
-  stripeSubscriptionId: string | null;
-  /** Integer minor units (cents). */
-  amountMinor: number;
-  currency: string;
-  status: InvoiceStatus;
-  periodStart: Date | null;
-  periodEnd: Date | null;
-  hostedInvoiceUrl: string | null;
-  createdAt?: Date;
-}
+/** An invoice as mirrored from Stripe (integer minor units); the database fills in the rest. */
+export type InvoiceRecord = Omit<NewInvoice, 'id'>;
 
 // A later status never goes back to an earlier one, whatever order Stripe's events arrive in.
 const rank = (ref: string) => sql<number>`case ${sql.ref(ref)} when 'draft' then 0 when 'open' then 1 when 'uncollectible' then 2 else 3 end`;
