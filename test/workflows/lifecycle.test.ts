@@ -3,7 +3,7 @@
  * activities and mails in order (bookkeeping calls — projection rows, processed event ids — are
  * left out of the step lists and checked where they matter).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -24,9 +24,13 @@ let bundle: WorkflowBundleWithSourceMap;
 let seq = 0;
 
 beforeAll(async () => {
-  [env, bundle] = await Promise.all([createLifecycleTestEnv(), bundleLifecycleWorkflows()]);
+  bundle = await bundleLifecycleWorkflows();
 });
-afterAll(async () => {
+// A test server per test: virtual time and anything a failed test leaves behind stay with that test.
+beforeEach(async () => {
+  env = await createLifecycleTestEnv();
+});
+afterEach(async () => {
   await env?.teardown();
 });
 
@@ -94,7 +98,13 @@ describe('customer lifecycle', () => {
       expect((await handle.query(stateQuery)).stage).toBe('awaiting_payment');
       await signal(billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: new Date(t0 + 30 * day).toISOString(), plan: 'starter' }));
       await at(2_000);
-      const view = await handle.query(stateQuery);
+      // Provisioning is a few activities: give a loaded machine a few more virtual seconds, in small steps.
+      let view = await handle.query(stateQuery);
+      for (let i = 0; i < 40 && (view.server === null || view.stage !== 'active'); i++) {
+        await env.sleep(250);
+        await settled(handle);
+        view = await handle.query(stateQuery);
+      }
       stage = view.stage;
       expect(view.server).toMatchObject({ power: 'running', serverType: 'cx23' });
       const sa = (await handle.describe()).typedSearchAttributes;
