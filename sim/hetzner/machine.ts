@@ -144,7 +144,7 @@ export class Machine {
       `exec /usr/sbin/sshd -D -e -f ${inside}/sshd_config`,
     ].join('\n');
     const { ip, sshPort, log, id } = this.opts;
-    this.proc = await startProcess({
+    const start = () => startProcess({
       name: `sshd-${id}`,
       command: 'unshare',
       args: ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', boot, 'boot', this.opts.dir],
@@ -152,10 +152,20 @@ export class Machine {
       readyTimeoutMs: 15_000,
       stopTimeoutMs: 3000,
       sink: (name, line) => log.debug({ server: id }, `${name}: ${line}`),
-    }).catch((err: unknown) => {
-      this.proc = undefined;
-      throw err;
     });
+    // A server powered off and on again at once can find its address still held by the sshd it just
+    // stopped (sockets linger a moment): a real machine boots for longer; try again shortly.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.proc = await start();
+        break;
+      } catch (err) {
+        this.proc = undefined;
+        if (attempt >= 4) throw err;
+        log.debug({ server: id, attempt }, 'sshd did not come up; trying again');
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
     this.mountNs = await fs.readlink(`/proc/${this.proc.pid}/ns/mnt`);
     this.background = this.runBootScripts();
   }
