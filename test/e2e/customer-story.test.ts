@@ -53,6 +53,14 @@ test('a new customer signs up, pays on the local checkout, and watches their ser
   expect(facts).toMatch(/127\.0\.\d+\.\d+/);
   await page.screenshot({ path: 'test-results/dashboard-active.png', fullPage: true });
 
+  // A backup on demand: tar over SSH from the server, encrypted into MinIO, re-read and verified.
+  // The action's answer is the status line, whatever it says: a refusal shows its own words here.
+  await page.getByRole('button', { name: 'Back up now' }).click();
+  const answer = page.locator('p[role="status"].notice, p[role="status"].error');
+  await answer.waitFor({ timeout: 90_000 });
+  expect(await answer.textContent()).toMatch(/^Backup done and verified \(\d+\.\d MB\)\.$/);
+  expect(await page.locator('table').first().textContent()).toContain('manual');
+
   await expect.poll(() => mailSubjects(email), { timeout: 30_000 }).toEqual(
     expect.arrayContaining(['Welcome to Berth', 'Your Berth server is ready']));
   expect(errors).toEqual([]);

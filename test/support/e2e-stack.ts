@@ -2,7 +2,7 @@
  * Global setup of the e2e tier: the whole of Berth started by the README's run command, with its
  * state in a temporary folder, stopped by SIGTERM when the tier ends.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -16,6 +16,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     berth.child.kill('SIGTERM');
     await berth.exited;
+    // The run command's combined log, kept for reading after a failed story.
+    await mkdir('test-results', { recursive: true });
+    await writeFile(path.join('test-results', 'e2e-run-command.log'), berth.output());
     await rm(dataDir, { recursive: true, force: true });
   };
 }
