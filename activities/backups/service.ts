@@ -21,7 +21,7 @@ import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHead
 import { asTyped, backupFailure, failureType } from './errors.ts';
 import { collectStderr, connectSsh, execChannel, exitOf, mustRun, runRemote, shq, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget } from './ssh.ts';
 import type { BackupRecord, BackupStore } from './store.ts';
-import { checkRelativePath, listRemoteTree, treeDifferences, type TreeEntry } from './tree.ts';
+import { checkRelativePath, listRemoteTree, serverContentHash, treeDifferences, type ContentHash, type TreeEntry } from './tree.ts';
 import { createPartUpload } from './upload.ts';
 
 export interface BackupServiceConfig {
@@ -106,6 +106,8 @@ export interface BackupManifestV1 {
   /** Apparent bytes of regular files in the tree after this backup. */
   totalBytes: number;
   treeDigest: string;
+  /** How `entries` hash file contents; absent in older manifests, which used SHA-256. */
+  contentHash?: ContentHash;
   entries: TreeEntry[];
   /** Bytes of the tar stream (this backup's archive; for incrementals, only what changed). */
   archiveBytes: number;
@@ -399,7 +401,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         // (find + sha256sum on the server) runs meanwhile: it uses the server's CPU, the re-read ours.
         progress.phase = 'verifying';
         report(progress, true);
-        const [reread, listed] = await Promise.allSettled([rereadObject(objectKey), listRemoteTree(client, root, paths)]);
+        const contentHash = await serverContentHash(client);
+        const [reread, listed] = await Promise.allSettled([rereadObject(objectKey), listRemoteTree(client, root, paths, contentHash)]);
         if (reread.status === 'rejected') throw reread.reason;
         if (listed.status === 'rejected') throw listed.reason;
         const stored = reread.value;
@@ -410,7 +413,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         const manifest: BackupManifestV1 = {
           format: 1, root, paths, kind, parentId: parent?.id ?? null,
           fileCount: tree.fileCount, dirCount: tree.dirCount, symlinkCount: tree.symlinkCount, totalBytes: tree.totalBytes,
-          treeDigest: tree.digest, entries: tree.entries, archiveBytes, storedBytes: sizeBytes,
+          treeDigest: tree.digest, contentHash, entries: tree.entries, archiveBytes, storedBytes: sizeBytes,
           encryption: { algorithm: 'aes-256-gcm-chunked-v1', keyId: currentKeyId, chunkSize },
           compression: { algorithm: 'zstd', level: zstdLevel, where },
           tools: { tar: tarVersion, zstd: where === 'server' ? serverZstd! : `zlib ${process.versions.zstd ?? 'unknown'}`, node: process.version },
@@ -533,7 +536,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         }
         progress.phase = 'checking';
         report(progress, true);
-        const tree = await listRemoteTree(client, restoreRoot, manifest.paths);
+        const tree = await listRemoteTree(client, restoreRoot, manifest.paths, manifest.contentHash ?? 'sha256');
         if (tree.digest !== manifest.treeDigest) {
           throw backupFailure(ErrorType.BackupCorrupt, `restored tree differs from the manifest of ${target.id}: ${treeDifferences(manifest.entries, tree.entries).join('; ')}`);
         }

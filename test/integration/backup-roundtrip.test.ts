@@ -9,8 +9,9 @@ import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ErrorType } from '../../lib/errors.ts';
-import { connectSsh, type BackupProgress } from '../../activities/backups/index.ts';
-import { allocatedBlocks, buildHostileTree, openUploads, startBackupWorld, treeListing, type BackupWorld } from '../support/backup-fixtures.ts';
+import { connectSsh, type BackupProgress, type TreeEntry } from '../../activities/backups/index.ts';
+import { listRemoteTree, summarize } from '../../activities/backups/tree.ts';
+import { allocatedBlocks, buildHostileTree, openUploads, sh, startBackupWorld, treeListing, type BackupWorld } from '../support/backup-fixtures.ts';
 
 // The 1 GiB file of the issue runs when asked (BERTH_BACKUP_1GIB=1); bench/backup.ts covers it too.
 const bigBytes = process.env.BERTH_BACKUP_1GIB === '1' ? 1024 ** 3 : 48 * 1024 ** 2;
@@ -47,6 +48,12 @@ test('a hostile tree round-trips exactly, and the completed record matches what 
   expect(manifest.fileCount).toBeGreaterThan(15);
   expect(manifest.encryption).toMatchObject({ keyId: 'test-k1' });
   expect((manifest.tools as Record<string, string>).tar).toMatch(/GNU tar/);
+  // File contents are hashed with BLAKE2b-256 (b2sum on the server), and the hashes are the files'.
+  expect(manifest.contentHash).toBe('blake2b-256');
+  const entries = manifest.entries as TreeEntry[];
+  const big = entries.find((e) => e.type === 'f' && e.path.endsWith('/big.bin'))!;
+  expect(big.b2).toBe((await sh('b2sum -l 256 < "$1/big.bin"', path.join(world.dir, 'src'))).split(' ')[0]);
+  expect(entries.filter((e) => e.type === 'f').every((e) => /^[0-9a-f]{64}$/.test(e.b2 ?? '') && e.sha256 === undefined)).toBe(true);
   expect(progress.some((p) => p.phase === 'streaming' && p.bytesDone > 0 && (p.bytesEstimate ?? 0) > bigBytes)).toBe(true);
   expect(progress.at(-1)!.phase).toBe('verifying');
 
@@ -63,6 +70,27 @@ test('a hostile tree round-trips exactly, and the completed record matches what 
   expect(await allocatedBlocks(path.join(copy, 'sparse.bin'))).toBeLessThan(1024);
   // No staging directory is left behind.
   expect((await treeListing(restoreRoot)).filter((l) => l.includes('.berth-restore-'))).toEqual([]);
+});
+
+test('a manifest from before BLAKE2b (SHA-256 hashes, no contentHash) is still checked on restore, with SHA-256', async () => {
+  const service = world.service();
+  const result = await service.backup({ userId: world.userId, ssh: world.sshd.target });
+  // Rewrite the record's manifest the way the first format wrote it: SHA-256 per file, digest over those.
+  const client = await connectSsh(world.sshd.target);
+  const old = await listRemoteTree(client, '/', result.manifest.paths, 'sha256').finally(() => client.end());
+  expect(old.entries.filter((e) => e.type === 'f').every((e) => /^[0-9a-f]{64}$/.test(e.sha256 ?? '') && e.b2 === undefined)).toBe(true);
+  const { contentHash: _dropped, ...rest } = result.manifest;
+  const write = (manifest: object) => world.database.db.updateTable('backups').set({ manifest: JSON.stringify(manifest) }).where('id', '=', result.backupId).execute();
+
+  await write({ ...rest, entries: old.entries, treeDigest: old.digest });
+  const restoreRoot = path.join(world.dir, 'restored-old-manifest');
+  await expect(service.restore({ backupId: result.backupId, ssh: world.sshd.target, root: restoreRoot })).resolves.toMatchObject({ treeDigest: old.digest });
+
+  // A changed hash in that manifest makes the same restore refuse: the SHA-256 comparison is real.
+  const tampered = old.entries.map((e) => (e.path.endsWith('/big.bin') ? { ...e, sha256: '0'.repeat(64) } : e));
+  await write({ ...rest, entries: tampered, treeDigest: summarize(tampered).digest });
+  await expect(service.restore({ backupId: result.backupId, ssh: world.sshd.target, root: restoreRoot }))
+    .rejects.toMatchObject({ type: ErrorType.BackupCorrupt, message: expect.stringMatching(/big\.bin/) });
 });
 
 test('a retry with the same backup id returns the completed backup instead of making another', async () => {
