@@ -2,7 +2,8 @@
  * Proves: a hostile tree backed up over a real sshd into MinIO and restored elsewhere is identical
  * (type, mode, owner, size, ns mtime, link target, hardlink structure, contents, sparseness); the
  * record is completed only with the size and SHA-256 that storage holds; the object is encrypted;
- * progress is reported; and a server with another host key than the pinned one is refused.
+ * progress is reported; manifests hash contents with BLAKE2b-256 and older SHA-256 manifests still
+ * check; and a server with another host key than the pinned one is refused. The tree has a 1 GiB file.
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -13,8 +14,8 @@ import { connectSsh, type BackupProgress, type TreeEntry } from '../../activitie
 import { listRemoteTree, summarize } from '../../activities/backups/tree.ts';
 import { allocatedBlocks, buildHostileTree, openUploads, sh, startBackupWorld, treeListing, type BackupWorld } from '../support/backup-fixtures.ts';
 
-// The 1 GiB file of the issue runs when asked (BERTH_BACKUP_1GIB=1); bench/backup.ts covers it too.
-const bigBytes = process.env.BERTH_BACKUP_1GIB === '1' ? 1024 ** 3 : 48 * 1024 ** 2;
+// The hostile tree carries a 1 GiB file, as the issue asks; BERTH_BACKUP_SMALL=1 shrinks it to 48 MiB for quick local runs.
+const bigBytes = process.env.BERTH_BACKUP_SMALL === '1' ? 48 * 1024 ** 2 : 1024 ** 3;
 
 let world: BackupWorld;
 beforeAll(async () => {
@@ -24,6 +25,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await world?.stop();
 });
+
+/** A small tree of its own, for tests about records and manifests rather than volume; returns its backup path. */
+async function smallTree(name: string): Promise<string> {
+  const dir = path.join(world.dir, name);
+  await sh('mkdir -p "$1/d" && printf one > "$1/one.txt" && printf two > "$1/d/two.txt" && head -c 100000 /dev/urandom > "$1/d/big.bin"', dir);
+  return dir.slice(1);
+}
 
 test('a hostile tree round-trips exactly, and the completed record matches what storage holds', async () => {
   const service = world.service();
@@ -73,8 +81,9 @@ test('a hostile tree round-trips exactly, and the completed record matches what 
 });
 
 test('a manifest from before BLAKE2b (SHA-256 hashes, no contentHash) is still checked on restore, with SHA-256', async () => {
-  const service = world.service();
+  const service = world.service({ paths: [await smallTree('old-manifest')] });
   const result = await service.backup({ userId: world.userId, ssh: world.sshd.target });
+  expect(result.manifest.contentHash).toBe('blake2b-256');
   // Rewrite the record's manifest the way the first format wrote it: SHA-256 per file, digest over those.
   const client = await connectSsh(world.sshd.target);
   const old = await listRemoteTree(client, '/', result.manifest.paths, 'sha256').finally(() => client.end());
@@ -94,7 +103,7 @@ test('a manifest from before BLAKE2b (SHA-256 hashes, no contentHash) is still c
 });
 
 test('a retry with the same backup id returns the completed backup instead of making another', async () => {
-  const service = world.service();
+  const service = world.service({ paths: [await smallTree('retry')] });
   const backupId = crypto.randomUUID();
   const first = await service.backup({ userId: world.userId, ssh: world.sshd.target, backupId });
   const again = await service.backup({ userId: world.userId, ssh: world.sshd.target, backupId });
