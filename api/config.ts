@@ -11,6 +11,11 @@ export const apiConfigSchema = z
     PORT: port(localDefaults.PORT),
     /** Signs session cookies. */
     SESSION_SECRET: secret(localDefaults.SESSION_SECRET, 32),
+    /**
+     * Where the assistant's gateway listens, seen from the customer's server: `loopback` (production,
+     * OpenClaw on 127.0.0.1) or `server-address` (the local cloud, whose servers share this host's network).
+     */
+    ASSISTANT_GATEWAY_HOST: z.enum(['loopback', 'server-address']).default('loopback'),
     STRIPE_WEBHOOK_SECRET: z
       .string()
       .regex(/^whsec_\w+$/, 'must be a Stripe webhook signing secret (whsec_...)')

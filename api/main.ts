@@ -19,6 +19,8 @@ import { createMailPreviewRouter } from './dev/mail-preview.ts';
 import { createMailActivities } from '../activities/mail/send.ts';
 import { createMailTransport } from '../activities/mail/transport.ts';
 import { customerWorkflowStart, signalActivity } from '../lib/lifecycle-client.ts';
+import { masterKeysFrom } from '../lib/secrets.ts';
+import { attachLive } from './live.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
 
@@ -81,9 +83,22 @@ const app = createApp({
 });
 
 const server = app.listen(config.PORT, () => log.info({ port: config.PORT, url: config.APP_URL }, 'web server listening'));
+// The terminal and the chat: WebSockets on the same server, to the customer's own server over SSH.
+const live = attachLive(server, {
+  db,
+  masterKeys: masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }),
+  log,
+  appUrl: config.APP_URL,
+  gatewayHost: config.ASSISTANT_GATEWAY_HOST,
+  onActivity: (userId, source) => {
+    signalActivity(temporal, lifecycle, userId, source).catch((err: unknown) =>
+      log.warn({ err: err instanceof Error ? err.message : String(err), userId }, 'could not signal activity'));
+  },
+});
 
 async function shutdown(signal: string) {
   log.info({ signal }, 'shutting down');
+  live.close();
   server.close();
   server.closeAllConnections();
   await Promise.allSettled([db.destroy(), connection.close()]);

@@ -133,7 +133,7 @@ try {
     readyTimeoutMs: 120_000, ready: () => workerPolling(temporal.address, namespace, taskQueue),
   }));
   await step('web', () => startProcess({
-    name: 'web', command: process.execPath, args: ['api/main.ts'], cwd: rootDir, env: { ...childEnv, PORT: String(env.appPort) }, sink,
+    name: 'web', command: process.execPath, args: ['api/main.ts'], cwd: rootDir, env: { ...childEnv, PORT: String(env.appPort), ASSISTANT_GATEWAY_HOST: 'server-address' }, sink,
     ready: () => httpOk(`http://localhost:${env.appPort}/healthz`),
   }));
 

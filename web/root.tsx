@@ -27,6 +27,8 @@ export function Layout({ children }: { children: ReactNode }) {
             {data?.user ? (
               <>
                 <a href="/dashboard">Dashboard</a>
+                <a href="/chat">Chat</a>
+                <a href="/terminal">Terminal</a>
                 <a href="/billing">Billing</a>
                 <span className="muted-light">{data.user.name}</span>
                 <Form method="post" action="/logout"><button type="submit">Sign out</button></Form>

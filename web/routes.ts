@@ -9,6 +9,8 @@ export default [
   route('reset-password', 'routes/reset-password.tsx'),
   route('verify-email', 'routes/verify-email.tsx'),
   route('dashboard', 'routes/dashboard.tsx'),
+  route('terminal', 'routes/terminal.tsx'),
+  route('chat', 'routes/chat.tsx'),
   route('billing', 'routes/billing.tsx'),
   route('billing/success', 'routes/billing.success.tsx'),
   route('billing/canceled', 'routes/billing.canceled.tsx'),

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import type { Browser } from 'playwright-core';
+import { WebSocket } from 'ws';
 import { launchBrowser } from '../support/browser.ts';
 
 let browser: Browser;
@@ -9,6 +10,25 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
 });
+
+/** The HTTP status the app answers a WebSocket upgrade of `path` with (101: the socket opened). */
+async function upgradeStatus(path: string, headers: { cookie?: string; origin: string }): Promise<number> {
+  const ws = new WebSocket(`ws://localhost:3000${path}`, { headers });
+  return new Promise((resolve, reject) => {
+    ws.once('upgrade', (res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+    ws.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+    ws.once('error', reject);
+  });
+}
+
+/** The first JSON message a live socket sends. */
+async function firstMessage(path: string, headers: { cookie?: string; origin: string }): Promise<unknown> {
+  const ws = new WebSocket(`ws://localhost:3000${path}`, { headers });
+  return new Promise((resolve, reject) => {
+    ws.once('message', (data) => { resolve(JSON.parse(String(data))); ws.terminate(); });
+    ws.once('error', reject);
+  });
+}
 
 /** Mails the local mail catcher holds for an address (maildev's REST API). */
 async function mailSubjects(to: string): Promise<string[]> {
@@ -61,9 +81,56 @@ test('a new customer signs up, pays on the local checkout, and watches their ser
   expect(await answer.textContent()).toMatch(/^Backup done and verified \(\d+\.\d MB\)\.$/);
   expect(await page.locator('table').first().textContent()).toContain('manual');
 
+  // A terminal into their own server: a real shell over SSH, through the app's WebSocket.
+  await page.getByRole('link', { name: 'Open a terminal' }).click();
+  await page.waitForURL('**/terminal');
+  await page.getByTestId('terminal-status').filter({ hasText: 'Connected' }).waitFor({ timeout: 30_000 });
+  await page.keyboard.type('echo "berth-$((6 * 7))" && whoami\n');
+  await expect.poll(() => page.locator('.xterm-rows').textContent(), { timeout: 15_000 }).toMatch(/berth-42\s*berth/);
+  await page.screenshot({ path: 'test-results/terminal.png', fullPage: true });
+
+  // A chat with their assistant, through an SSH tunnel to its gateway (the local cloud's stand-in).
+  await page.getByRole('link', { name: 'Chat' }).click();
+  await page.waitForURL('**/chat');
+  await page.getByLabel('Message').fill('What is on my calendar tomorrow?');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect.poll(() => page.getByTestId('chat-log').textContent(), { timeout: 30_000 })
+    .toContain('stand-in assistant heard: What is on my calendar tomorrow?');
+  // The conversation survives a reload of the tab.
+  await page.reload();
+  await expect.poll(() => page.getByTestId('chat-log').textContent(), { timeout: 10_000, message: `page errors: ${errors.join('; ')}` })
+    .toContain('stand-in assistant heard: What is on my calendar tomorrow?');
+  await page.screenshot({ path: 'test-results/chat.png', fullPage: true });
+
+  // Only the app's own pages may open these sockets with the customer's cookie, and only signed in.
+  const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+  expect(await upgradeStatus('/ws/terminal', { cookie, origin: appUrl })).toBe(101);
+  expect(await upgradeStatus('/ws/terminal', { cookie, origin: 'http://evil.example' })).toBe(403);
+  expect(await upgradeStatus('/ws/chat', { origin: appUrl })).toBe(401);
+  expect(await upgradeStatus('/ws/elsewhere', { cookie, origin: appUrl })).toBe(404);
+
   await expect.poll(() => mailSubjects(email), { timeout: 30_000 }).toEqual(
     expect.arrayContaining(['Welcome to Berth', 'Your Berth server is ready']));
   expect(errors).toEqual([]);
+});
+
+test('a customer without a server is told so on the terminal and chat pages, and by the socket itself', async () => {
+  const appUrl = inject('appUrl');
+  const page = await browser.newPage();
+  await page.goto(`${appUrl}/register`);
+  await page.getByLabel('Name').fill('Grace Hopper');
+  await page.getByLabel('Email').fill(`grace.${Date.now()}@example.com`);
+  await page.getByLabel('Password').fill('nanoseconds of wire');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL('**/dashboard');
+  for (const path of ['/terminal', '/chat']) {
+    await page.goto(`${appUrl}${path}`);
+    expect(await page.getByRole('status').textContent()).toContain('You have no server yet.');
+  }
+  // The socket refuses as well, in words, rather than reaching someone else's server.
+  const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+  const first = await firstMessage('/ws/terminal', { cookie, origin: appUrl });
+  expect(first).toEqual({ type: 'error', message: 'You have no server yet.' });
 });
 
 test('pages that need an account send a visitor to sign in and back', async () => {

@@ -112,6 +112,9 @@ export default function Dashboard() {
               : <button type="submit" name="command" value="power_on" disabled={busy}>Start server</button>}
           </Form>
         )}
+        {server && 'serverType' in server && server.power === 'running' && view.stage !== 'provisioning' && view.stage !== 'restoring' && (
+          <p className="actions"><Link className="button" to="/chat">Chat with your assistant</Link> <Link className="button secondary-link" to="/terminal">Open a terminal</Link></p>
+        )}
       </section>
       <section className="card">
         <h2>Backups</h2>

@@ -1,0 +1,242 @@
+/**
+ * The live connections of the web app: a terminal into the customer's own server and a chat with
+ * their assistant, each a WebSocket on the api's HTTP server (`/ws/terminal`, `/ws/chat`).
+ *
+ * Who: the session cookie decides the user, and a user reaches only the live server recorded for
+ * them (DESIGN invariant 5); the Origin must be the app's own, so another site cannot open a socket
+ * with the customer's cookie. How: SSH with the customer's key and the pinned host key (invariant 7);
+ * the terminal is an interactive shell with a PTY, the chat goes through an SSH tunnel to the
+ * assistant's gateway on the server (never exposed), authenticated with the customer's gateway token.
+ *
+ * Protocol. Terminal: binary frames carry terminal bytes both ways; text frames are JSON control
+ * messages — from the browser `{type:"resize",cols,rows}`, to it `{type:"ready"}`, `{type:"error",message}`
+ * and `{type:"exit",code}`. Chat: the browser sends `{type:"ask",id,messages:[{role,content}]}`,
+ * and gets `{type:"answer",id,content}` or `{type:"error",id,message}`.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import http from 'node:http';
+import type { Client, ClientChannel } from 'ssh2';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { z } from 'zod';
+import type { Db } from '../db/database.ts';
+import { findLiveServer } from '../db/repositories/servers.ts';
+import { ensureCustomerKey, ensureGatewayToken } from '../activities/cloud/keys.ts';
+import { connectPinned, forwardOut } from '../activities/cloud/ssh.ts';
+import { serverLayout } from '../activities/cloud/user-data.ts';
+import type { MasterKeys } from '../lib/secrets.ts';
+import type { Logger } from '../lib/log.ts';
+import { userOfRequest } from './auth/sessions.ts';
+
+export interface LiveDeps {
+  db: Db;
+  masterKeys: MasterKeys;
+  log: Logger;
+  /** The app's own origin is the only one allowed to open a socket. */
+  appUrl: string;
+  /** Where the assistant's gateway listens as seen from the server: 127.0.0.1 (production) or the server's address (the local cloud). */
+  gatewayHost: 'loopback' | 'server-address';
+  /** sshd port of customer servers (22). */
+  sshPort?: number;
+  /** Called when a customer opens the terminal or asks the assistant: it counts as use of the server. */
+  onActivity?: (userId: string, source: 'terminal' | 'chat') => void;
+  /** How long an assistant answer may take (default 120 s). */
+  answerTimeoutMs?: number;
+}
+
+/** Why a live connection cannot be made, in words for the customer. */
+export class LiveRefusal extends Error {}
+
+const MAX_MESSAGE_BYTES = 256 * 1024;
+const ROW_LIMIT = 500, COL_LIMIT = 1000;
+
+const resizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int().min(1).max(COL_LIMIT), rows: z.number().int().min(1).max(ROW_LIMIT) });
+const askMessage = z.object({
+  type: z.literal('ask'),
+  id: z.string().min(1).max(64),
+  messages: z.array(z.object({ role: z.enum(['user', 'assistant']), content: z.string().min(1).max(32_000) })).min(1).max(50),
+});
+
+/** Serves `/ws/terminal` and `/ws/chat` on `server`; every other upgrade is refused. */
+export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  const appOrigin = new URL(deps.appUrl).origin;
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    void (async () => {
+      const path = new URL(req.url ?? '/', appOrigin).pathname;
+      const kind = path === '/ws/terminal' ? 'terminal' : path === '/ws/chat' ? 'chat' : null;
+      if (kind === null) return refuse(socket, 404);
+      if (req.headers.origin !== appOrigin) return refuse(socket, 403);
+      const user = await userOfRequest(deps.db, req.headers.cookie ?? null).catch(() => null);
+      if (!user) return refuse(socket, 401);
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        deps.onActivity?.(user.id, kind);
+        if (kind === 'terminal') void serveTerminal(ws, user.id);
+        else serveChat(ws, user.id);
+      });
+    })().catch((err: unknown) => {
+      deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'live connection upgrade failed');
+      refuse(socket, 500);
+    });
+  });
+
+  /** SSH into the user's own live, running server. */
+  async function connectOwnServer(userId: string): Promise<{ client: Client; host: string }> {
+    const row = await findLiveServer(deps.db, userId);
+    if (!row) throw new LiveRefusal('You have no server yet.');
+    if (row.status !== 'running' || !row.ipv4) throw new LiveRefusal('Your server is not running. Start it from the dashboard, then try again.');
+    if (!row.hostKeyFingerprint) throw new LiveRefusal('Your server is still being set up.');
+    const key = await ensureCustomerKey(deps.db, deps.masterKeys, userId);
+    const host = row.ipv4.replace(/\/32$/, '');
+    try {
+      const client = await connectPinned({ host, port: deps.sshPort ?? 22, username: serverLayout.user, privateKey: key.privateKey, hostKeyFingerprint: row.hostKeyFingerprint, readyTimeoutMs: 10_000 });
+      return { client, host };
+    } catch (err) {
+      deps.log.warn({ userId, err: err instanceof Error ? err.message : String(err) }, 'live connection: SSH to the server failed');
+      throw new LiveRefusal('Your server did not answer. If it was just started, give it a minute and try again.');
+    }
+  }
+
+  async function serveTerminal(ws: WebSocket, userId: string): Promise<void> {
+    let client: Client | undefined;
+    let shell: ClientChannel | undefined;
+    let size = { cols: 80, rows: 24 };
+    const early: Buffer[] = [];
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) {
+        const bytes = toBuffer(data);
+        if (shell) shell.write(bytes);
+        else early.push(bytes);
+        return;
+      }
+      const parsed = resizeMessage.safeParse(parseJson(data));
+      if (!parsed.success) return sendJson(ws, { type: 'error', message: 'The terminal sent a message this server does not understand.' });
+      size = { cols: parsed.data.cols, rows: parsed.data.rows };
+      shell?.setWindow(size.rows, size.cols, 0, 0);
+    });
+    ws.on('close', () => {
+      shell?.close();
+      client?.end();
+    });
+    try {
+      ({ client } = await connectOwnServer(userId));
+      if (ws.readyState !== ws.OPEN) {
+        client.end();
+        return;
+      }
+      client.on('error', () => ws.close(1011, 'connection to the server lost'));
+      shell = await new Promise<ClientChannel>((resolve, reject) => {
+        client!.shell({ term: 'xterm-256color', cols: size.cols, rows: size.rows }, (err, channel) => (err ? reject(err) : resolve(channel)));
+      });
+      sendJson(ws, { type: 'ready' });
+      for (const bytes of early.splice(0)) shell.write(bytes);
+      // Back-pressure: stop reading the shell while the browser's socket is full.
+      shell.on('data', (chunk: Buffer) => {
+        ws.send(chunk, { binary: true });
+        if (ws.bufferedAmount > 1024 * 1024) {
+          shell!.pause();
+          const resume = setInterval(() => {
+            if (ws.bufferedAmount < 256 * 1024 || ws.readyState !== ws.OPEN) {
+              clearInterval(resume);
+              shell!.resume();
+            }
+          }, 20);
+        }
+      });
+      shell.stderr.on('data', (chunk: Buffer) => ws.send(chunk, { binary: true }));
+      shell.on('exit', (code: number | null) => sendJson(ws, { type: 'exit', code }));
+      shell.on('close', () => {
+        ws.close(1000, 'shell closed');
+        client?.end();
+      });
+    } catch (err) {
+      client?.end();
+      const message = err instanceof LiveRefusal ? err.message : 'The terminal could not be opened; please try again in a minute.';
+      if (!(err instanceof LiveRefusal)) deps.log.error({ userId, err: err instanceof Error ? err.message : String(err) }, 'terminal failed');
+      sendJson(ws, { type: 'error', message });
+      ws.close(1011, 'terminal unavailable');
+    }
+  }
+
+  function serveChat(ws: WebSocket, userId: string): void {
+    // One SSH connection per chat socket, made on the first question and kept for the next ones.
+    let connection: Promise<{ client: Client; host: string }> | undefined;
+    const open = () => {
+      connection ??= connectOwnServer(userId);
+      connection.catch(() => { connection = undefined; });
+      return connection;
+    };
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const parsed = isBinary ? null : askMessage.safeParse(parseJson(data));
+      if (!parsed?.success) return sendJson(ws, { type: 'error', id: null, message: 'That message could not be read; reload the page and try again.' });
+      const { id, messages } = parsed.data;
+      deps.onActivity?.(userId, 'chat');
+      void (async () => {
+        try {
+          const { client, host } = await open();
+          const token = await ensureGatewayToken(deps.db, deps.masterKeys, userId);
+          const content = await askAssistant(client, deps.gatewayHost === 'server-address' ? host : '127.0.0.1', token, messages, deps.answerTimeoutMs ?? 120_000);
+          sendJson(ws, { type: 'answer', id, content });
+        } catch (err) {
+          const message = err instanceof LiveRefusal ? err.message : 'Your assistant did not answer; please try again in a minute.';
+          if (!(err instanceof LiveRefusal)) deps.log.warn({ userId, err: err instanceof Error ? err.message : String(err) }, 'chat: the assistant did not answer');
+          // A broken connection is made again on the next question.
+          if (!(err instanceof LiveRefusal)) { void connection?.then(({ client }) => client.end(), () => {}); connection = undefined; }
+          sendJson(ws, { type: 'error', id, message });
+        }
+      })();
+    });
+    ws.on('close', () => { void connection?.then(({ client }) => client.end(), () => {}); });
+  }
+
+  return { close: () => wss.close() };
+}
+
+/** POST /v1/chat/completions to the gateway through an SSH tunnel; returns the answer's text. */
+async function askAssistant(client: Client, gatewayHost: string, token: string, messages: { role: string; content: string }[], timeoutMs: number): Promise<string> {
+  const tunnel = await forwardOut(client, gatewayHost, serverLayout.gatewayPort);
+  const body = JSON.stringify({ model: 'openclaw', messages });
+  return new Promise<string>((resolve, reject) => {
+    const req = http.request({
+      method: 'POST', path: '/v1/chat/completions', host: 'assistant', createConnection: () => tunnel as never, timeout: timeoutMs,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        tunnel.destroy();
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown;
+        try { parsed = JSON.parse(text); } catch { parsed = undefined; }
+        const answer = (parsed as { choices?: { message?: { content?: unknown } }[] } | undefined)?.choices?.[0]?.message?.content;
+        if (res.statusCode === 200 && typeof answer === 'string') return resolve(answer);
+        reject(new Error(`gateway answered ${res.statusCode}: ${text.slice(0, 200)}`));
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on('error', (err) => { tunnel.destroy(); reject(err); });
+    req.end(body);
+  });
+}
+
+function refuse(socket: Duplex, status: number): void {
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+function sendJson(ws: WebSocket, message: object): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+}
+
+function parseJson(data: RawData): unknown {
+  try {
+    return JSON.parse(toBuffer(data).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+}
