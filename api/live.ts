@@ -127,7 +127,12 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
       }
       client.on('error', () => ws.close(1011, 'connection to the server lost'));
       shell = await new Promise<ClientChannel>((resolve, reject) => {
-        client!.shell({ term: 'xterm-256color', cols: size.cols, rows: size.rows }, (err, channel) => (err ? reject(err) : resolve(channel)));
+        client!.shell({ term: 'xterm-256color', cols: size.cols, rows: size.rows }, (err, channel) => {
+          if (err) return reject(err);
+          // At once: an exit read together with the confirmation is emitted before an await resumes.
+          channel.once('exit', (code: number | null) => sendJson(ws, { type: 'exit', code }));
+          resolve(channel);
+        });
       });
       sendJson(ws, { type: 'ready' });
       for (const bytes of early.splice(0)) shell.write(bytes);
@@ -145,7 +150,6 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
         }
       });
       shell.stderr.on('data', (chunk: Buffer) => ws.send(chunk, { binary: true }));
-      shell.on('exit', (code: number | null) => sendJson(ws, { type: 'exit', code }));
       shell.on('close', () => {
         ws.close(1000, 'shell closed');
         client?.end();

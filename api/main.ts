@@ -42,7 +42,9 @@ const local = config.STRIPE_SECRET_KEY
 const billingSessions = local?.sessions
   ?? createStripeSessions({ stripe: createStripeClient({ secretKey: config.STRIPE_SECRET_KEY! }), db, plans, appUrl: config.APP_URL });
 
+const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY });
 const services = createWebServices({
+  masterKeys,
   db,
   temporal,
   config: publicConfig(config),
@@ -86,7 +88,7 @@ const server = app.listen(config.PORT, () => log.info({ port: config.PORT, url: 
 // The terminal and the chat: WebSockets on the same server, to the customer's own server over SSH.
 const live = attachLive(server, {
   db,
-  masterKeys: masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }),
+  masterKeys,
   log,
   appUrl: config.APP_URL,
   gatewayHost: config.ASSISTANT_GATEWAY_HOST,

@@ -11,8 +11,12 @@ import type { Logger } from '../lib/log.ts';
 import type { PublicConfig } from './config.ts';
 import { lifecycleView, signalActivity, type customerWorkflowStart } from '../lib/lifecycle-client.ts';
 import { customerWorkflowId } from '../activities/billing/billing-event.ts';
-import { backupNowUpdate, powerOffUpdate, powerOnUpdate, type LifecycleView } from '../workflows/messages.ts';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { applySettingsUpdate, backupNowUpdate, powerOffUpdate, powerOnUpdate, type LifecycleView } from '../workflows/messages.ts';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { AssistantSettings } from '../activities/contracts.ts';
+import { secretPurposes } from '../activities/cloud/keys.ts';
+import { putEncryptedSecret } from '../db/repositories/encrypted-secrets.ts';
+import { encryptSecret, type MasterKeys } from '../lib/secrets.ts';
 import { hashPassword, verifyPassword } from './auth/passwords.ts';
 import { endSession, startSession, userOfRequest } from './auth/sessions.ts';
 import { signToken, verifyToken } from './auth/tokens.ts';
@@ -39,6 +43,17 @@ export const resetSchema = z.object({
 export const loginSchema = z.object({
   email: z.string().trim().min(1, 'Enter your email address.'),
   password: z.string().min(1, 'Enter your password.'),
+});
+
+const timeZones = new Set(Intl.supportedValuesOf('timeZone'));
+
+/** The settings form: every field may be left empty, which keeps what was saved before. */
+export const settingsSchema = z.object({
+  model: z.string().trim().max(100, 'That model name is longer than 100 characters.')
+    .regex(/^([a-z0-9][a-z0-9-]*\/[A-Za-z0-9][\w.:-]*)?$/, 'Write the model as provider/model, e.g. anthropic/claude-sonnet-4-5.'),
+  timeZone: z.string().trim().refine((tz) => tz === '' || timeZones.has(tz), 'Choose a time zone from the list.'),
+  apiKey: z.string().trim().max(500, 'That key is longer than 500 characters.')
+    .regex(/^([\x21-\x7e]{20,})?$/, 'That does not look like an API key: at least 20 characters, no spaces.'),
 });
 
 function fieldErrors(error: z.ZodError): FieldErrors {
@@ -77,6 +92,11 @@ export interface WebServices {
     view(userId: string): Promise<LifecycleView | null>;
     /** A customer command on their server; the workflow's validator or handler explains a refusal. */
     command(userId: string, command: CustomerCommand): Promise<{ ok: true; message: string } | { ok: false; message: string }>;
+    /**
+     * Saves the assistant's settings: the API key encrypted in the database, only its id in the
+     * workflow. Answers once the workflow accepted them; it applies them on the server by itself.
+     */
+    saveSettings(userId: string, form: Record<string, unknown>): Promise<FormResult<{ message: string }>>;
   };
 }
 
@@ -97,6 +117,8 @@ export interface WebServiceDeps {
   appUrl: string;
   /** Signs verification and reset links (SESSION_SECRET). */
   tokenSecret: string;
+  /** Encrypts what customers hand us (their model API key) before it is stored. */
+  masterKeys: MasterKeys;
   /** Called once a user exists: e.g. start the customer's lifecycle workflow. */
   onRegistered?: (user: User) => Promise<void>;
 }
@@ -228,6 +250,35 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
           log.error({ err: err instanceof Error ? err.message : String(err), userId, command }, 'customer command failed');
           return { ok: false, message: 'That did not work this time; please try again in a minute.' };
         }
+      },
+      async saveSettings(userId, form) {
+        const parsed = settingsSchema.safeParse(form);
+        if (!parsed.success) return { ok: false, errors: fieldErrors(parsed.error) };
+        const { model, timeZone, apiKey } = parsed.data;
+        const current = await lifecycleView(deps.temporal, userId);
+        if (current === null) return { ok: false, errors: { form: 'Choose a plan first; your assistant is set up with it.' } };
+        // The key's environment variable is named after the model's provider, so a key needs a model.
+        if (apiKey && !model && !current.settings.model) return { ok: false, errors: { model: 'Choose the model this key is for.' } };
+        if (!model && !timeZone && !apiKey) return { ok: false, errors: { form: 'Nothing to change: fill in what you want to change.' } };
+        const settings: AssistantSettings = {};
+        if (model) settings.model = model;
+        if (timeZone) settings.timeZone = timeZone;
+        if (apiKey) {
+          // Replaces an earlier key (one per customer); the workflow only ever sees the row's id.
+          const context = `${userId}/${secretPurposes.modelApiKey}`;
+          const row = await putEncryptedSecret(db, { owner: userId, purpose: secretPurposes.modelApiKey, ...encryptSecret(deps.masterKeys, apiKey, context) });
+          settings.apiKeySecretId = row.id;
+        }
+        try {
+          await deps.temporal.workflow.getHandle(customerWorkflowId(userId)).startUpdate(applySettingsUpdate, { args: [settings], waitForStage: 'ACCEPTED' });
+        } catch (err) {
+          if (err instanceof WorkflowUpdateFailedError) return { ok: false, errors: { form: err.cause?.message ?? err.message } };
+          if (err instanceof WorkflowNotFoundError) return { ok: false, errors: { form: 'Choose a plan first; your assistant is set up with it.' } };
+          log.error({ err: err instanceof Error ? err.message : String(err), userId }, 'saving settings failed');
+          return { ok: false, errors: { form: 'Your settings could not be saved this time; please try again in a minute.' } };
+        }
+        const running = current.server !== null && current.server.power === 'running';
+        return { ok: true, value: { message: running ? 'Saved. Your assistant is being restarted with these settings.' : 'Saved. They apply when your server next runs.' } };
       },
     },
   };

@@ -30,6 +30,7 @@ export function Layout({ children }: { children: ReactNode }) {
                 <a href="/chat">Chat</a>
                 <a href="/terminal">Terminal</a>
                 <a href="/billing">Billing</a>
+                <a href="/settings">Settings</a>
                 <span className="muted-light">{data.user.name}</span>
                 <Form method="post" action="/logout"><button type="submit">Sign out</button></Form>
               </>

@@ -11,6 +11,7 @@ export default [
   route('dashboard', 'routes/dashboard.tsx'),
   route('terminal', 'routes/terminal.tsx'),
   route('chat', 'routes/chat.tsx'),
+  route('settings', 'routes/settings.tsx'),
   route('billing', 'routes/billing.tsx'),
   route('billing/success', 'routes/billing.success.tsx'),
   route('billing/canceled', 'routes/billing.canceled.tsx'),

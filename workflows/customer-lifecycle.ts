@@ -402,6 +402,12 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
       backupInProgress: backupInProgress === null ? null : { ...backupInProgress },
       dataKeptUntil: state.dataKeptUntil,
       timeline: [...state.timeline],
+      settings: {
+        model: state.settings.model ?? null,
+        timeZone: state.settings.timeZone ?? null,
+        apiKeySaved: state.settings.apiKeySecretId !== undefined,
+        pending: state.settingsPending,
+      },
     };
   }
 

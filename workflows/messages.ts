@@ -85,6 +85,8 @@ export interface LifecycleView {
   backupInProgress: BackupInProgress | null;
   dataKeptUntil: string | null;
   timeline: TimelineEntry[];
+  /** The assistant's settings as the customer chose them; `pending` until applied on the server. */
+  settings: { model: string | null; timeZone: string | null; apiKeySaved: boolean; pending: boolean };
 }
 
 /** Input of the operator update that allows deleting a server without a final backup. */

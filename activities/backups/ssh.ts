@@ -63,10 +63,38 @@ export function shq(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
+/** How a command on a channel ended, as far as known: recorded from the moment the channel exists. */
+interface ExitRecord {
+  code?: number;
+  signal?: string;
+  closed: boolean;
+}
+const exits = new WeakMap<ClientChannel, ExitRecord>();
+
+/**
+ * Records a channel's exit as soon as ssh2 reports it. A quick command's exit status can arrive in the
+ * same read as the exec confirmation: ssh2 then emits `exit` before a caller awaiting the channel has
+ * run again, and a listener attached after the await would never hear it.
+ */
+function trackExit(channel: ClientChannel): ExitRecord {
+  const record: ExitRecord = { closed: false };
+  exits.set(channel, record);
+  channel.once('exit', (c: number | null, s?: string) => {
+    if (typeof c === 'number') record.code = c;
+    else record.signal = s ?? 'unknown signal';
+  });
+  channel.once('close', () => { record.closed = true; });
+  return record;
+}
+
 /** Starts `command` on the server; the channel's stdout/stdin carry the data. */
 export function execChannel(client: Client, command: string): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
-    client.exec(command, (err, channel) => (err ? reject(backupFailure(ErrorType.Transient, `SSH exec failed: ${err.message}`, err)) : resolve(channel)));
+    client.exec(command, (err, channel) => {
+      if (err) return reject(backupFailure(ErrorType.Transient, `SSH exec failed: ${err.message}`, err));
+      trackExit(channel);
+      resolve(channel);
+    });
   });
 }
 
@@ -75,17 +103,14 @@ export function execChannel(client: Client, command: string): Promise<ClientChan
  * (connection dropped, process killed by a signal) so a cut-off stream never passes for a whole one.
  */
 export function exitOf(channel: ClientChannel, what: string, stderr: () => string): Promise<number> {
+  const record = exits.get(channel) ?? trackExit(channel);
   return new Promise((resolve, reject) => {
-    let code: number | undefined;
-    let signal: string | undefined;
-    channel.once('exit', (c: number | null, s?: string) => {
-      if (typeof c === 'number') code = c;
-      else signal = s ?? 'unknown signal';
-    });
-    channel.once('close', () => {
-      if (code !== undefined) resolve(code);
-      else reject(backupFailure(ErrorType.Transient, `${what}: the SSH channel closed without an exit status${signal ? ` (signal ${signal})` : ' (connection dropped?)'}${stderr() ? `: ${stderr()}` : ''}`));
-    });
+    const settle = () => {
+      if (record.code !== undefined) resolve(record.code);
+      else reject(backupFailure(ErrorType.Transient, `${what}: the SSH channel closed without an exit status${record.signal ? ` (signal ${record.signal})` : ' (connection dropped?)'}${stderr() ? `: ${stderr()}` : ''}`));
+    };
+    if (record.closed) settle();
+    else channel.once('close', settle);
   });
 }
 

@@ -14,6 +14,8 @@ import { decryptSecret, encryptSecret, type MasterKeys } from '../../lib/secrets
 export const secretPurposes = {
   sshKey: 'ssh-customer-key',
   gatewayToken: 'assistant-gateway-token',
+  /** The model provider's API key the customer gave on the settings page. */
+  modelApiKey: 'model-api-key',
 } as const;
 
 export interface SshKeyPair {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { WebSocket } from 'ws';
+import pg from 'pg';
+import { Client, Connection } from '@temporalio/client';
 import { launchBrowser } from '../support/browser.ts';
 
 let browser: Browser;
@@ -28,6 +30,21 @@ async function firstMessage(path: string, headers: { cookie?: string; origin: st
     ws.once('message', (data) => { resolve(JSON.parse(String(data))); ws.terminate(); });
     ws.once('error', reject);
   });
+}
+
+/** The customer's workflow history as JSON, found by the account's email (the run command's database and Temporal). */
+async function workflowHistoryOf(email: string): Promise<string> {
+  const db = new pg.Client({ connectionString: 'postgres://berth@127.0.0.1:54329/berth' });
+  await db.connect();
+  const { rows } = await db.query<{ id: string }>('select id from users where email = $1', [email]).finally(() => db.end());
+  const connection = await Connection.connect({ address: '127.0.0.1:7233' });
+  try {
+    const history = await new Client({ connection }).workflow.getHandle(`customer-${rows[0]!.id}`).fetchHistory();
+    // Payloads as text: their `data` comes as base64 in the history's JSON form.
+    return JSON.stringify(history, (key, value: unknown) => (key === 'data' && typeof value === 'string' ? Buffer.from(value, 'base64').toString('utf8') : value));
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Mails the local mail catcher holds for an address (maildev's REST API). */
@@ -81,12 +98,40 @@ test('a new customer signs up, pays on the local checkout, and watches their ser
   expect(await answer.textContent()).toMatch(/^Backup done and verified \(\d+\.\d MB\)\.$/);
   expect(await page.locator('table').first().textContent()).toContain('manual');
 
-  // A terminal into their own server: a real shell over SSH, through the app's WebSocket.
+  // Settings: a model, a time zone and the model's API key. Bad input is refused and changes nothing.
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.waitForURL('**/settings');
+  await page.getByLabel('Model', { exact: true }).fill('not a model');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await expect(page.locator('#model-error').textContent()).resolves.toContain('Write the model as provider/model');
+  expect(await page.locator('.facts').textContent()).toContain('the assistant’s default');
+  const apiKey = `sk-ant-e2e-${crypto.randomUUID()}`;
+  await page.getByLabel('Model', { exact: true }).fill('anthropic/claude-sonnet-4-5');
+  await page.getByLabel('Time zone').selectOption('Europe/Berlin');
+  await page.getByLabel('Model API key').fill(apiKey);
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await expect(page.getByRole('status').textContent()).resolves.toContain('Saved.');
+  await page.getByTestId('settings-state').filter({ hasText: 'Your server has these settings.' }).waitFor({ timeout: 60_000 });
+  const facts2 = await page.locator('.facts').textContent();
+  expect(facts2).toContain('anthropic/claude-sonnet-4-5');
+  expect(facts2).toContain('Europe/Berlin');
+  expect(facts2).toContain('saved (encrypted');
+  expect(await page.content()).not.toContain(apiKey);
+  // The key is in the database only encrypted, and never in the workflow's history.
+  const history = await workflowHistoryOf(email);
+  expect(history).toContain('claude-sonnet-4-5');
+  expect(history).not.toContain(apiKey);
+
+  // A terminal into their own server: a real shell over SSH, through the app's WebSocket. It shows the
+  // settings arrived: the key in the assistant's environment file, the model in its config.
+  await page.getByRole('link', { name: 'Dashboard' }).click();
   await page.getByRole('link', { name: 'Open a terminal' }).click();
   await page.waitForURL('**/terminal');
   await page.getByTestId('terminal-status').filter({ hasText: 'Connected' }).waitFor({ timeout: 30_000 });
   await page.keyboard.type('echo "berth-$((6 * 7))" && whoami\n');
   await expect.poll(() => page.locator('.xterm-rows').textContent(), { timeout: 15_000 }).toMatch(/berth-42\s*berth/);
+  await page.keyboard.type(`echo "keys=$(grep -c '^ANTHROPIC_API_KEY=${apiKey}$' ~/.openclaw/.env) models=$(grep -c claude-sonnet-4-5 ~/.openclaw/openclaw.json)"\n`);
+  await expect.poll(() => page.locator('.xterm-rows').textContent(), { timeout: 15_000 }).toContain('keys=1 models=1');
   await page.screenshot({ path: 'test-results/terminal.png', fullPage: true });
 
   // A chat with their assistant, through an SSH tunnel to its gateway (the local cloud's stand-in).
