@@ -17,6 +17,7 @@ import type { AssistantSettings } from '../activities/contracts.ts';
 import { secretPurposes } from '../activities/cloud/keys.ts';
 import { putEncryptedSecret } from '../db/repositories/encrypted-secrets.ts';
 import { encryptSecret, type MasterKeys } from '../lib/secrets.ts';
+import { timeZoneChoices } from '../lib/time-zones.ts';
 import { hashPassword, verifyPassword } from './auth/passwords.ts';
 import { endSession, startSession, userOfRequest } from './auth/sessions.ts';
 import { signToken, verifyToken } from './auth/tokens.ts';
@@ -45,7 +46,7 @@ export const loginSchema = z.object({
   password: z.string().min(1, 'Enter your password.'),
 });
 
-const timeZones = new Set(Intl.supportedValuesOf('timeZone'));
+const timeZones = new Set(timeZoneChoices);
 
 /** The settings form: every field may be left empty, which keeps what was saved before. */
 export const settingsSchema = z.object({

@@ -2,6 +2,7 @@ import { useEffect } from 'react';
 import { Form, useActionData, useLoaderData, useNavigation, useRevalidator } from 'react-router';
 import type { Route } from './+types/settings.ts';
 import { requireUser, services } from '../auth.server.ts';
+import { timeZoneChoices } from '../../lib/time-zones.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Settings — Berth' }];
@@ -13,7 +14,7 @@ const suggestedModels = ['anthropic/claude-sonnet-4-5', 'anthropic/claude-opus-4
 export async function loader({ request, context }: Route.LoaderArgs) {
   const user = await requireUser(request, context);
   const view = await services(context).customer.view(user.id);
-  return { settings: view?.settings ?? null, timeZones: Intl.supportedValuesOf('timeZone') };
+  return { settings: view?.settings ?? null, timeZones: timeZoneChoices };
 }
 
 export async function action({ request, context }: Route.ActionArgs) {
