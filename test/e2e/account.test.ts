@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { launchBrowser } from '../support/browser.ts';
+import { launchBrowser, registerAccount } from '../support/browser.ts';
 
 let browser: Browser;
 beforeAll(async () => {
@@ -21,12 +21,7 @@ test('a new account gets a confirmation mail whose link confirms the address', a
   const appUrl = inject('appUrl');
   const email = `confirm.${Date.now()}@example.com`;
   const page = await browser.newPage();
-  await page.goto(`${appUrl}/register`);
-  await page.getByLabel('Name').fill('Katherine Johnson');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill('trajectories 1962');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/dashboard');
+  await registerAccount(page, appUrl, { name: 'Katherine Johnson', email, password: 'trajectories 1962' });
   let link: string | undefined;
   await expect.poll(async () => (link = await linkInMail(email, 'Confirm your email address', '/verify-email')), { timeout: 20_000 }).toBeTruthy();
   await page.goto(link!);
@@ -39,12 +34,7 @@ test('a forgotten password is replaced through the mailed link, which then stops
   const appUrl = inject('appUrl');
   const email = `forgot.${Date.now()}@example.com`;
   const page = await browser.newPage();
-  await page.goto(`${appUrl}/register`);
-  await page.getByLabel('Name').fill('Dorothy Vaughan');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill('fortran is the future');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/dashboard');
+  await registerAccount(page, appUrl, { name: 'Dorothy Vaughan', email, password: 'fortran is the future' });
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(`${appUrl}/`);

@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import { WebSocket } from 'ws';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
-import { launchBrowser } from '../support/browser.ts';
+import { launchBrowser, registerAccount } from '../support/browser.ts';
 
 let browser: Browser;
 beforeAll(async () => {
@@ -164,12 +164,7 @@ test('a new customer signs up, pays on the local checkout, and watches their ser
 test('a customer without a server is told so on the terminal and chat pages, and by the socket itself', async () => {
   const appUrl = inject('appUrl');
   const page = await browser.newPage();
-  await page.goto(`${appUrl}/register`);
-  await page.getByLabel('Name').fill('Grace Hopper');
-  await page.getByLabel('Email').fill(`grace.${Date.now()}@example.com`);
-  await page.getByLabel('Password').fill('nanoseconds of wire');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/dashboard');
+  await registerAccount(page, appUrl, { name: 'Grace Hopper', email: `grace.${Date.now()}@example.com`, password: 'nanoseconds of wire' });
   for (const path of ['/terminal', '/chat']) {
     await page.goto(`${appUrl}${path}`);
     expect(await page.getByRole('status').textContent()).toContain('You have no server yet.');
