@@ -137,13 +137,16 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
       sendJson(ws, { type: 'ready' });
       for (const bytes of early.splice(0)) shell.write(bytes);
       // Back-pressure: stop reading the shell while the browser's socket is full.
+      let paused = false;
       shell.on('data', (chunk: Buffer) => {
         ws.send(chunk, { binary: true });
-        if (ws.bufferedAmount > 1024 * 1024) {
+        if (!paused && ws.bufferedAmount > 1024 * 1024) {
+          paused = true;
           shell!.pause();
           const resume = setInterval(() => {
             if (ws.bufferedAmount < 256 * 1024 || ws.readyState !== ws.OPEN) {
               clearInterval(resume);
+              paused = false;
               shell!.resume();
             }
           }, 20);
@@ -167,8 +170,11 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
     // One SSH connection per chat socket, made on the first question and kept for the next ones.
     let connection: Promise<{ client: Client; host: string }> | undefined;
     const open = () => {
-      connection ??= connectOwnServer(userId);
-      connection.catch(() => { connection = undefined; });
+      if (!connection) {
+        const attempt = connectOwnServer(userId);
+        connection = attempt;
+        attempt.catch(() => { if (connection === attempt) connection = undefined; });
+      }
       return connection;
     };
     ws.on('message', (data: RawData, isBinary: boolean) => {
