@@ -30,11 +30,23 @@ export interface HostKey extends SshKeyPair {
   fingerprint: string;
 }
 
-/** A fresh ed25519 key pair in OpenSSH formats. */
+/** Bytes of an OpenSSH ed25519 public key blob: string "ssh-ed25519" (4 + 11) and the 32-byte key (4 + 32). */
+const ED25519_BLOB_BYTES = 51;
+
+/**
+ * A fresh ed25519 key pair in OpenSSH formats. ssh2's generator drops a leading zero byte of the key
+ * (about one key in 256): the public blob is then 50 bytes and neither OpenSSH nor ssh2 can load the
+ * pair — a server whose host key that is never starts sshd. Such a pair is thrown away and made again.
+ */
 export function generateEd25519(comment: string): SshKeyPair {
-  // ssh2 is CommonJS and Node's ESM loader does not see `utils` as a named export.
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
+  for (;;) {
+    // ssh2 is CommonJS and Node's ESM loader does not see `utils` as a named export.
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    const publicKey = pair.public.trim();
+    if (Buffer.from(publicKey.split(/\s+/)[1] ?? '', 'base64').length !== ED25519_BLOB_BYTES) continue;
+    if (ssh2.utils.parseKey(pair.private) instanceof Error) continue;
+    return { privateKey: pair.private, publicKey };
+  }
 }
 
 /** A fresh ed25519 host key for one server, with its fingerprint. */
