@@ -1,7 +1,7 @@
-import { useEffect } from 'react';
-import { Form, Link, useActionData, useLoaderData, useNavigation, useRevalidator } from 'react-router';
+import { Form, Link, useActionData, useLoaderData, useNavigation } from 'react-router';
 import type { Route } from './+types/dashboard.ts';
 import { requireUser, services } from '../auth.server.ts';
+import { useRefreshWhile } from '../refresh.ts';
 import { formatDate, formatDateTime } from '../format.ts';
 import type { BackupInProgress } from '../../workflows/messages.ts';
 
@@ -52,17 +52,12 @@ export default function Dashboard() {
   const { name, view } = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
-  const revalidator = useRevalidator();
   const busy = navigation.state !== 'idle';
   const backup = view?.backupInProgress ?? null;
   const working = view && (['provisioning', 'restoring'].includes(view.stage) || backup !== null);
 
   // While the server is being built, restored or backed up, keep the page current without a reload.
-  useEffect(() => {
-    if (!working) return;
-    const timer = setInterval(() => { if (revalidator.state === 'idle') void revalidator.revalidate(); }, 3000);
-    return () => clearInterval(timer);
-  }, [working, revalidator]);
+  useRefreshWhile(Boolean(working), 3000);
 
   if (!view || view.stage === 'awaiting_payment') {
     return (

@@ -1,7 +1,7 @@
-import { useEffect } from 'react';
-import { Form, useActionData, useLoaderData, useNavigation, useRevalidator } from 'react-router';
+import { Form, useActionData, useLoaderData, useNavigation } from 'react-router';
 import type { Route } from './+types/settings.ts';
 import { requireUser, services } from '../auth.server.ts';
+import { useRefreshWhile } from '../refresh.ts';
 import { timeZoneChoices } from '../../lib/time-zones.ts';
 
 export function meta(_: Route.MetaArgs) {
@@ -28,16 +28,11 @@ export default function Settings() {
   const { settings, timeZones } = useLoaderData<typeof loader>();
   const data = useActionData<typeof action>();
   const busy = useNavigation().state !== 'idle';
-  const revalidator = useRevalidator();
   const errors: Record<string, string | undefined> = data?.errors ?? {};
   const pending = settings?.pending ?? false;
 
   // While the worker applies the settings on the server, keep the page current.
-  useEffect(() => {
-    if (!pending) return;
-    const timer = setInterval(() => { if (revalidator.state === 'idle') void revalidator.revalidate(); }, 2000);
-    return () => clearInterval(timer);
-  }, [pending, revalidator]);
+  useRefreshWhile(Boolean(pending), 2000);
 
   if (settings === null) {
     return (
