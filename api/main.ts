@@ -23,6 +23,10 @@ import { masterKeysFrom } from '../lib/secrets.ts';
 import { attachLive } from './live.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
+import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
+
+// Everything above is loaded (ssh2 for the terminal and chat among it): no addon that can abort the process.
+exitIfObjectWrapAddonLoaded('web');
 
 const config = loadApiConfig();
 const log = createLogger('web', config.LOG_LEVEL);
