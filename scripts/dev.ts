@@ -21,6 +21,8 @@ const say = (line: string) => sink('berth', line, 'stdout');
 /** Said so that it stands out in the combined log: a part died and is being brought back. */
 const shout = (line: string) => sink('berth', process.stdout.isTTY ? `\x1b[1;31m!! ${line}\x1b[0m` : `!! ${line}`, 'stderr');
 const running: { name: string; stop(): Promise<void> }[] = [];
+/** Parts still starting; stopAll waits for them (each stops itself once started). */
+const inFlight = new Set<Promise<unknown>>();
 let stopping = false;
 
 let stopped: Promise<never> | undefined;
@@ -30,6 +32,7 @@ function stopAll(code: number): Promise<never> {
   stopped ??= (async () => {
     stopping = true;
     say('stopping…');
+    await Promise.allSettled([...inFlight]);
     for (const part of [...running].reverse()) {
       try {
         await part.stop();
@@ -66,11 +69,19 @@ const stableAfterMs = 60_000;
 async function step<T extends Part>(name: string, start: () => Promise<T>): Promise<T> {
   const started = Date.now();
   say(`starting ${name}…`);
-  const first = await start();
+  // Parts start side by side: one that finishes starting while the rest is being stopped stops itself,
+  // and stopAll waits for that before the run command exits, so no process is left behind.
+  const starting = (async () => {
+    const part = await start();
+    if (stopping) await part.stop().catch(() => {});
+    return part;
+  })();
+  inFlight.add(starting);
+  const first = await starting.finally(() => inFlight.delete(starting));
+  if (stopping) return stopAll(0);
   let current: Part = first;
   running.push({ name, stop: () => current.stop() });
   say(`${name} ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  if (stopping) await stopAll(0);
   void (async () => {
     let attempt = 0;
     let upSince = Date.now();
