@@ -279,6 +279,8 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     }
     state.lastEventCreated = event.created;
     applyBillingEvent(state.billing, event);
+    // A blocked plan change gets one more try with each billing event that names the plan (at most a few a month).
+    if (event.plan !== undefined && state.planChangeBlocked !== null && patched(planChangePatch)) state.planChangeBlocked = null;
     note(`billing: ${event.type} (${event.eventId})`);
   });
 
@@ -663,7 +665,7 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
    * type of the plan is tried in place (the activity refuses before stopping the server when the type
    * cannot be had or does not fit); if the only types to be had do not fit (a smaller disk), the
    * server is rebuilt on the new plan from a verified backup; any other failure stops trying this
-   * plan until the plan changes again, and asks an operator. docs/decisions: plan changes.
+   * plan until a billing event names it again, and asks an operator (docs/decisions/011).
    */
   async function changePlanFitting(target: PlanId): Promise<void> {
     const server = state.server;
@@ -686,7 +688,7 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
           continue;
         }
         state.planChangeBlocked = target;
-        attention(`plan ${target}: changing the server type to ${serverType} failed (${failureMessage(err)}); the server keeps ${server.summary.serverType} until the plan changes again`);
+        attention(`plan ${target}: changing the server type to ${serverType} failed (${failureMessage(err)}); the server keeps ${server.summary.serverType}; tried again with the next billing event that names the plan`);
         return;
       }
     }

@@ -487,8 +487,12 @@ describe('customer lifecycle', () => {
       const view = await handle.query(stateQuery);
       expect(view).toMatchObject({ plan: 'pro', needsAttention: true });
       expect(view.attentionReason).toMatch(/plan pro: changing the server type to cx33 failed/);
+      expect(attempts).toBe(1);
+      // The next billing event that names the plan (a renewal, say) gives it one more try.
+      await signal(billingEvent('evt_3', 'subscription_updated', t0 + 5 * 3_600_000 + 1000, { plan: 'pro' }));
+      await at(6 * 3_600_000);
     }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
-    expect(attempts).toBe(1);
+    expect(attempts).toBe(2);
   });
 
   it('waking a hibernated server whose type is gone falls back to the plan\'s current candidates', async () => {
