@@ -142,6 +142,29 @@ const scenarios: Record<string, (ctx: Ctx) => Promise<WorkflowHandleWithSignaled
     doubles.options.failBackups = undefined;
     return h;
   },
+  'plan-downgrade-rebuild': async ({ start, stage, client }) => {
+    // Pro (cx33, 80 GB) → Starter (40 GB types): refused in place, so backup → delete → new server → restore.
+    const h = await start('rec-downgrade', compressed, ev('evt_dwn_1', 'checkout_completed', { accessEndsAt: iso(Date.now() + 60 * DAY_MS), plan: 'pro' }));
+    await stage(h, 'active');
+    await h.signal(billingEventSignal, ev('evt_dwn_2', 'subscription_updated', { plan: 'starter' }));
+    await until('the rebuilt server', async () => {
+      const view = await client.workflow.getHandle(h.workflowId).query(stateQuery);
+      return view.stage === 'active' && view.server !== null && 'serverType' in view.server && view.server.serverType === 'cx23' ? true : undefined;
+    }, 60_000);
+    return h;
+  },
+  'hibernate-wake-fallback': async ({ start, stage, doubles }) => {
+    const h = await start('rec-wake', { ...compressed, idle: { afterMs: 2 * DAY_MS, policy: 'hibernate' } },
+      ev('evt_wak_1', 'checkout_completed', { accessEndsAt: iso(Date.now() + 60 * DAY_MS), plan: 'starter' }));
+    await stage(h, 'active');
+    await stage(h, 'idle');
+    // The type the server had is gone while it sleeps: it wakes on the plan's next candidate.
+    doubles.options.unavailableServerTypes = ['cx23'];
+    await h.signal(userActivitySignal, { source: 'dashboard' });
+    await stage(h, 'active');
+    doubles.options.unavailableServerTypes = undefined;
+    return h;
+  },
   'continue-as-new': async ({ start, stage }) => {
     const h = await start('rec-can', { ...compressed, dailyBackupEveryMs: DAY_MS / 2, maxHistoryEvents: 120 },
       ev('evt_can_a', 'checkout_completed', { accessEndsAt: iso(Date.now() + 100 * DAY_MS), plan: 'starter' }));

@@ -14,7 +14,7 @@ describe('replay of recorded histories', () => {
   it('has histories of the main paths', () => {
     const names = loadHistories().map((h) => h.name);
     for (const path of ['new-customer', 'auto-renew', 'cancel-expire-renew', 'retention-purged', 'payment-failed-recovered-then-grace-over',
-      'idle-stop-wake-and-updates', 'final-backup-failing-override', 'continue-as-new']) {
+      'idle-stop-wake-and-updates', 'final-backup-failing-override', 'continue-as-new', 'plan-downgrade-rebuild', 'hibernate-wake-fallback']) {
       expect(names).toContain(`${path}.json`);
     }
     expect(names).toContain('continue-as-new.run2.json');

@@ -8,6 +8,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType } from '../../lib/errors.ts';
 import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
 import {
   approveDeletionWithoutBackupUpdate, backupNowUpdate, backupProgressSignal, billingEventSignal, powerOffUpdate, stateQuery, userActivitySignal,
@@ -297,7 +299,7 @@ describe('customer lifecycle', () => {
       await at(day + 120_000);
       expect((await handle.query(stateQuery)).stage).toBe('active');
     }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
-    expect(doubles.steps()).toEqual([...provisioned, ...(policy === 'stop' ? ['powerOff', 'powerOn'] : ['createBackup before_hibernate', 'hibernate', 'wakeFromSnapshot'])]);
+    expect(doubles.steps()).toEqual([...provisioned, ...(policy === 'stop' ? ['powerOff', 'powerOn'] : ['createBackup before_hibernate', 'hibernate', 'wakeFromSnapshot cx23@nbg1'])]);
     expect(doubles.servers.size).toBe(1);
   });
 
@@ -430,6 +432,103 @@ describe('customer lifecycle', () => {
       expect((await handle.query(stateQuery)).backupInProgress).toBeNull();
     }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
     expect(doubles.steps()).toEqual([...provisioned, 'createBackup manual']);
+  });
+
+  it('plan downgrade to a type with a smaller disk: rebuilt from a verified backup on the new plan, never bounced in a loop', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(60_000);
+      expect(doubles.steps()).toEqual(['mail welcome', 'ensureServer cx33@nbg1', 'setupAssistant', 'mail server_ready']);
+      // Pro (cx33, 80 GB) → Starter (cx23 and cpx12, 40 GB): Hetzner cannot shrink the disk in place.
+      await signal(billingEvent('evt_2', 'subscription_updated', t0 + 120_000, { plan: 'starter' }));
+      await at(6 * 3_600_000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ stage: 'active', plan: 'starter', needsAttention: false, server: { serverType: 'cx23', power: 'running' } });
+      expect(view.timeline.map((e) => e.what).join('\n')).toMatch(/cx23, cpx12 cannot take server srv-\d+ in place; deleted after verified backup bak-\d+/);
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'pro' }));
+    const backup = doubles.backups.find((b) => b.reason === 'before_plan_change')!;
+    expect(doubles.steps()).toEqual([
+      'mail welcome', 'ensureServer cx33@nbg1', 'setupAssistant', 'mail server_ready',
+      // Each type refused once, before the server was touched: no stop/start at all, let alone every hour.
+      'changeServerType cx23 ✗', 'changeServerType cpx12 ✗',
+      'createBackup before_plan_change', 'deleteServer (verified backup)', 'audit server_deleted',
+      'ensureServer cx23@nbg1', 'setupAssistant', 'latestVerifiedBackup', `restoreBackup ${backup.backupId}`, 'mail server_ready',
+    ]);
+    expect(doubles.calls.filter((c) => c.name === 'powerOff' || c.name === 'powerOn')).toEqual([]);
+    // Invariant 2: one server, the new one; invariant 1: the old one went only with that verified backup.
+    expect([...doubles.servers.values()].map((s) => [s.serverType, s.diskGb])).toEqual([['cx23', 40]]);
+    expect(doubles.calls.find((c) => c.name === 'deleteServer')!.input).toMatchObject({ verifiedBackupId: backup.backupId });
+    expect(doubles.mails.at(-1)).toMatchObject({ kind: 'server_ready', data: { restored: true, plan: 'starter' } });
+  });
+
+  it('plan upgrade changes the type in place, passing over a type that cannot be had', async () => {
+    const doubles = createLifecycleDoubles({ unavailableServerTypes: ['cx33'] });
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(60_000);
+      await signal(billingEvent('evt_2', 'subscription_updated', t0 + 120_000, { plan: 'pro' }));
+      await at(3_600_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ plan: 'pro', needsAttention: false, server: { serverType: 'cpx32' } });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([...provisioned, 'changeServerType cx33 ✗', 'changeServerType cpx32']);
+    expect([...doubles.servers.values()].map((s) => [s.serverType, s.diskGb])).toEqual([['cpx32', 160]]);
+  });
+
+  it('a plan change that fails otherwise is not retried every hour: NeedsAttention, the server keeps its type', async () => {
+    const doubles = createLifecycleDoubles();
+    let attempts = 0;
+    doubles.activities.changeServerType = async () => {
+      attempts += 1;
+      throw ApplicationFailure.nonRetryable('change_type action failed', ErrorType.InvalidInput);
+    };
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(60_000);
+      await signal(billingEvent('evt_2', 'subscription_updated', t0 + 120_000, { plan: 'pro' }));
+      await at(5 * 3_600_000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ plan: 'pro', needsAttention: true });
+      expect(view.attentionReason).toMatch(/plan pro: changing the server type to cx33 failed/);
+      expect(attempts).toBe(1);
+      // The next billing event that names the plan (a renewal, say) gives it one more try.
+      await signal(billingEvent('evt_3', 'subscription_updated', t0 + 5 * 3_600_000 + 1000, { plan: 'pro' }));
+      await at(6 * 3_600_000);
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(attempts).toBe(2);
+  });
+
+  it('waking a hibernated server whose type is gone falls back to the plan\'s current candidates', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig({ idle: { afterMs: day, policy: 'hibernate' } }), async ({ handle, at }) => {
+      await at(day + 60_000);
+      expect((await handle.query(stateQuery)).stage).toBe('idle');
+      // Hetzner removed (or deprecated) cx23 while the server slept.
+      doubles.options.unavailableServerTypes = ['cx23'];
+      await handle.signal(userActivitySignal, { source: 'dashboard' });
+      await at(day + 120_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'active', needsAttention: false, server: { serverType: 'cpx12', location: 'hel1' } });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([...provisioned, 'createBackup before_hibernate', 'hibernate',
+      'wakeFromSnapshot cx23@nbg1 ✗', 'wakeFromSnapshot cx23@fsn1 ✗', 'wakeFromSnapshot cpx12@hel1']);
+    expect(doubles.servers.size).toBe(1);
+  });
+
+  it('a downgrade while hibernated waits for the wake (the snapshot keeps its disk), then rebuilds', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig({ idle: { afterMs: day, policy: 'hibernate' } }), async ({ handle, t0, signal, at }) => {
+      await at(day + 60_000);
+      expect((await handle.query(stateQuery)).stage).toBe('idle');
+      await signal(billingEvent('evt_2', 'subscription_updated', t0 + day + 90_000, { plan: 'starter' }));
+      await at(day + 3_600_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'idle', plan: 'starter', needsAttention: false });
+      await handle.signal(userActivitySignal, { source: 'dashboard' });
+      await at(day + 2 * 3_600_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'active', plan: 'starter', needsAttention: false, server: { serverType: 'cx23' } });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'pro' }));
+    expect(doubles.steps().slice(4)).toEqual([
+      'createBackup before_hibernate', 'hibernate', 'wakeFromSnapshot cx33@nbg1',
+      'changeServerType cx23 ✗', 'changeServerType cpx12 ✗', 'createBackup before_plan_change', 'deleteServer (verified backup)', 'audit server_deleted',
+      'ensureServer cx23@nbg1', 'setupAssistant', 'latestVerifiedBackup', expect.stringMatching(/^restoreBackup bak-\d+$/), 'mail server_ready',
+    ]);
+    expect([...doubles.servers.values()].map((s) => s.serverType)).toEqual(['cx23']);
   });
 
   it('periodic backups run daily at the customer\'s spread time', async () => {
