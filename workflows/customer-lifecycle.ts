@@ -665,7 +665,7 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
    * type of the plan is tried in place (the activity refuses before stopping the server when the type
    * cannot be had or does not fit); if the only types to be had do not fit (a smaller disk), the
    * server is rebuilt on the new plan from a verified backup; any other failure stops trying this
-   * plan until a billing event names it again, and asks an operator (docs/decisions/011).
+   * plan until a billing event names it again, and asks an operator (docs/decisions/012).
    */
   async function changePlanFitting(target: PlanId): Promise<void> {
     const server = state.server;
