@@ -414,7 +414,8 @@ describe('customer lifecycle', () => {
       // The update keeps virtual time still while the activity is held (only result() and sleep() skip it).
       const done = handle.executeUpdate(backupNowUpdate);
       let during: LifecycleView['backupInProgress'] = null;
-      for (let i = 0; i < 200 && during?.bytesDone !== 512; i++) {
+      // Generous: on a loaded machine the signal may take seconds to arrive.
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline && during?.bytesDone !== 512;) {
         during = (await handle.query(stateQuery)).backupInProgress;
         if (during?.bytesDone !== 512) await new Promise((resolve) => setTimeout(resolve, 25));
       }
