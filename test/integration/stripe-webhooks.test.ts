@@ -23,6 +23,8 @@ import { createUser } from '../../db/repositories/users.ts';
 import { createLogger } from '../../lib/log.ts';
 import { billingEventSignal, recorderStateQuery, type RecorderState } from '../support/billing-recorder-workflow.ts';
 import { useTestDatabase } from '../support/db.ts';
+import { inLegacyVersion, inVersion, legacyVersion } from '../support/stripe-versions.ts';
+import { listStripeEventsNeedingAttention } from '../../activities/billing/store.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const database = useTestDatabase({ name: 'stripe_webhooks' });
@@ -211,6 +213,36 @@ describe('POST /webhooks/stripe, exactly once', () => {
     const event = buildEvent('customer.subscription.trial_will_end', sub, { created: sub.created });
     expect(await deliver(event)).toEqual({ status: 200, outcome: 'ignored' });
     expect(await database.db.selectFrom('stripeEvents').select('eventId').where('eventId', '=', event.id).execute()).toEqual([]);
+  });
+});
+
+describe('events of an API version Berth does not read', () => {
+  test('a 2024-06-20 subscription update is acknowledged (not 500), recorded for an operator, delivered to no workflow, and skipped by reconciliation', async () => {
+    const userId = await newUser();
+    // The reported case: the period on the subscription, items carrying only their price.
+    const event = inLegacyVersion(story(userId)[4]!);
+    expect(await deliver(event)).toEqual({ status: 200, outcome: 'needs_attention' });
+    expect(await deliver(event)).toEqual({ status: 200, outcome: 'needs_attention' });
+
+    const rows = await database.db.selectFrom('stripeEvents').selectAll().where('eventId', '=', event.id).execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ type: 'customer.subscription.updated', apiVersion: legacyVersion, processedAt: null });
+    expect(rows[0]!.attention).toMatch(/2024-06-20.*older than 2025-03-31\.basil/);
+    expect((await listStripeEventsNeedingAttention(database.db)).map((r) => r.eventId)).toContain(event.id);
+    // No half-read effect: no customer link, no workflow.
+    expect((await dbState(userId)).customer).toBeUndefined();
+    await expect(client.workflow.getHandle(`customer-${userId}`).describe()).rejects.toThrow();
+
+    const stripe = { events: { list: () => [{ ...event, created: Math.floor(Date.now() / 1000) - 60 }] } } as unknown as Stripe;
+    const again = await reconcileStripeEvents({ db: database.db, plans, delivery: { deliver: async () => { throw new Error('must not deliver'); } }, log, stripe });
+    expect(again).toMatchObject({ listed: 1, replayed: 0 });
+  });
+
+  test('the same story in an older supported version (2025-09-30.clover) takes effect like the pinned one', async () => {
+    const userId = await newUser();
+    for (const event of story(userId).slice(0, 3)) expect(await deliver(inVersion(event, '2025-09-30.clover'))).toEqual({ status: 200, outcome: 'processed' });
+    const wf = await eventually(() => workflowState(userId), (s) => s.eventIds.length === 3);
+    expect(wf).toMatchObject({ plan: 'pro', payment: 'paid' });
   });
 });
 
