@@ -17,6 +17,7 @@ import {
   continueAsNew,
   currentUpdateInfo,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -41,6 +42,7 @@ import type {
   ServerSummary,
 } from '../activities/contracts.ts';
 import { ErrorType, nonRetryableErrorTypes } from '../lib/errors.ts';
+import { factsFromSummary, recordBillingEvent } from './billing-facts.ts';
 import {
   accessEndsAtMs,
   dataKeptUntilMs,
@@ -122,6 +124,13 @@ export interface LifecycleState {
   timeline: TimelineEntry[];
   lastProjectionJson: string | null;
 }
+
+/**
+ * Patch ids (patched()): histories recorded before a change keep replaying the old path.
+ * - billing facts: each fact of a billing event is ordered on its own (billing-facts.ts), and
+ *   access starts only on money; before, a whole event older than the newest one was dropped.
+ */
+export const lifecyclePatches = { billingFacts: 'billing-facts-ordered-one-by-one' } as const;
 
 /** Input of {@link customerLifecycle}. `state` is set only by continue-as-new. */
 export interface CustomerLifecycleInput {
@@ -268,6 +277,10 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     if (state.seenEventIds.length > bounds.seenEventIds) state.seenEventIds.shift();
     state.unreportedEventIds.push(event.eventId);
     changed = true;
+    if (patched(lifecyclePatches.billingFacts)) {
+      recordBilling(event);
+      return;
+    }
     if (state.lastEventCreated !== null && toMs(event.created) < toMs(state.lastEventCreated)) {
       note(`ignored stale billing event ${event.eventId} (${event.type})`);
       return;
@@ -276,6 +289,20 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     applyBillingEvent(state.billing, event);
     note(`billing: ${event.type} (${event.eventId})`);
   });
+
+  /** Merges a billing event fact by fact (billing-facts.ts) and says in the timeline what it did. */
+  function recordBilling(event: BillingEvent): void {
+    // A state kept before facts existed: its values count as said by the newest event it applied.
+    if (state.billing.facts === undefined && state.lastEventCreated !== null) state.billing.facts = factsFromSummary(state.billing, state.lastEventCreated);
+    const { applied, stale } = recordBillingEvent(state.billing, event);
+    if (state.lastEventCreated === null || toMs(event.created) > toMs(state.lastEventCreated)) state.lastEventCreated = event.created;
+    if (applied.length === 0) {
+      note(`ignored stale billing event ${event.eventId} (${event.type})`);
+      return;
+    }
+    const unpaid = event.type === 'checkout_completed' && event.paid === false ? ', not paid yet' : '';
+    note(`billing: ${event.type}${event.subscriptionStatus ? ` ${event.subscriptionStatus}` : ''} (${event.eventId}${unpaid})${stale.length > 0 ? `; newer ${stale.join(', ')} kept` : ''}`);
+  }
 
   setHandler(userActivitySignal, (activity) => {
     state.lastActivityAt = toIso(Date.now());

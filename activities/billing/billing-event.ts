@@ -81,5 +81,7 @@ export function toLifecycleEvent(event: BillingEvent): LifecycleBillingEvent {
     ...(event.accessEndsAt !== null ? { accessEndsAt: event.accessEndsAt } : {}),
     ...(event.plan !== null ? { plan: event.plan } : {}),
     ...(event.cancelAtPeriodEnd !== null ? { cancelAtPeriodEnd: event.cancelAtPeriodEnd } : {}),
+    ...(event.subscriptionStatus !== null ? { subscriptionStatus: event.subscriptionStatus } : {}),
+    ...(event.paid !== null && lifecycleTypes[event.type] === 'checkout_completed' ? { paid: event.paid } : {}),
   };
 }

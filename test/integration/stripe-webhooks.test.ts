@@ -321,6 +321,47 @@ describe('local billing through the real webhook path', () => {
     expect(wf.deliveries).toBe(wf.eventIds.length);
   });
 
+  test('a checkout paid by SEPA Direct Debit completes unpaid; the debit succeeds or fails days later, as Stripe reports it', async () => {
+    const post = (userId: string, action: string) => fetch(`${baseUrl}/local-billing/dev/${userId}/${action}`, { method: 'POST' })
+      .then(async (r) => ({ status: r.status, body: (await r.json()) as { events?: { type: string; status: number }[]; error?: string } }));
+    const payBySepa = async (userId: string) => {
+      const checkout = await local.sessions.createCheckoutSession({ userId, email: 'sepa@example.com', plan: 'starter', requestId: 'sepa' });
+      expect(await (await fetch(checkout.url)).text()).toContain('SEPA Direct Debit');
+      const paid = await fetch(`${checkout.url}/pay`, { method: 'POST', body: new URLSearchParams({ method: 'sepa_debit' }), redirect: 'manual' });
+      expect(paid.status).toBe(303);
+    };
+
+    const payer = await newUser();
+    await payBySepa(payer);
+    let wf = await eventually(() => workflowState(payer), (s) => s.eventIds.length === 2);
+    expect(wf).toMatchObject({ status: 'incomplete', checkoutPaid: false, payment: null });
+    expect((await dbState(payer)).invoices).toEqual([]);
+    expect(await post(payer, 'renew')).toMatchObject({ status: 409, body: { error: expect.stringMatching(/still pending/) } });
+    const settled = await post(payer, 'debit_paid');
+    expect(settled.body.events!.map((e) => [e.type, e.status])).toEqual([
+      ['checkout.session.async_payment_succeeded', 200], ['invoice.paid', 200], ['customer.subscription.updated', 200],
+    ]);
+    wf = await eventually(() => workflowState(payer), (s) => s.eventIds.length === 5);
+    expect(wf).toMatchObject({ status: 'active', checkoutPaid: true, payment: 'paid', plan: 'starter' });
+    expect((await dbState(payer)).invoices.map((i) => i.status)).toEqual(['paid']);
+    expect(local.subscription(payer)!.status).toBe('active');
+
+    const bounced = await newUser();
+    await payBySepa(bounced);
+    expect((await post(bounced, 'debit_failed')).body.events!.map((e) => e.type)).toEqual([
+      'checkout.session.async_payment_failed', 'invoice.payment_failed', 'customer.subscription.updated',
+    ]);
+    wf = await eventually(() => workflowState(bounced), (s) => s.eventIds.length === 5);
+    expect(wf).toMatchObject({ status: 'incomplete_expired', checkoutPaid: false, payment: 'failed' });
+    expect((await dbState(bounced)).invoices.map((i) => i.status)).toEqual(['open']);
+    expect(await post(bounced, 'renew')).toMatchObject({ status: 409, body: { error: expect.stringMatching(/never started/) } });
+  });
+
+  test('the checkout refuses a payment method it does not offer', async () => {
+    const checkout = await local.sessions.createCheckoutSession({ userId: await newUser(), email: 'x@example.com', plan: 'starter', requestId: 'm' });
+    expect((await fetch(`${checkout.url}/pay`, { method: 'POST', body: new URLSearchParams({ method: 'bitcoin' }), redirect: 'manual' })).status).toBe(400);
+  });
+
   test('the dev trigger refuses a user without a local subscription', async () => {
     const res = await fetch(`${baseUrl}/local-billing/dev/${randomUUID()}/renew`, { method: 'POST' });
     expect(res.status).toBe(409);

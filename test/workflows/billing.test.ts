@@ -1,0 +1,113 @@
+/**
+ * Billing as the lifecycle workflow takes it, on the time-skipping server: events in any order
+ * reach one state (each fact ordered on its own), and access starts only on money.
+ */
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { LifecycleConfig } from '../../workflows/deadlines.ts';
+import { stateQuery, type BillingEvent, type LifecycleView } from '../../workflows/messages.ts';
+import { createLifecycleDoubles, type LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
+import {
+  billingEvent, bundleLifecycleWorkflows, createLifecycleTestEnv, day, iso, runStory, settled, testConfig, type LifecycleHandle, type StoryScript,
+} from './support.ts';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+
+beforeAll(async () => {
+  bundle = await bundleLifecycleWorkflows();
+});
+beforeEach(async () => {
+  env = await createLifecycleTestEnv();
+});
+afterEach(async () => {
+  await env?.teardown();
+});
+
+function story(doubles: LifecycleDoubles, config: Partial<LifecycleConfig>, script: StoryScript, first?: (t0: number) => BillingEvent) {
+  return runStory(env, bundle, doubles, config, script, first);
+}
+
+/** Lets virtual time run in small steps until the view satisfies `ok` (or gives up after 10 s of it). */
+async function until(handle: LifecycleHandle, ok: (view: LifecycleView) => boolean): Promise<LifecycleView> {
+  let view = await handle.query(stateQuery);
+  for (let i = 0; i < 40 && !ok(view); i++) {
+    await env.sleep(250);
+    await settled(handle);
+    view = await handle.query(stateQuery);
+  }
+  return view;
+}
+
+const provisioned = ['mail welcome', 'ensureServer cx23@nbg1', 'setupAssistant', 'mail server_ready'];
+
+describe('a renewal whose payment fails, delivered in either order', () => {
+  // Paid by card at t0 for 30 days; at the renewal R the invoice fails (created R) and the
+  // subscription goes past_due (created R + 1 s). Stripe may deliver them in either order.
+  const R = 30 * day;
+  const paid = (t0: number) => billingEvent('evt_checkout', 'checkout_completed', t0, { plan: 'starter', paid: true, accessEndsAt: iso(t0 + R) });
+  const failed = (t0: number) => billingEvent('evt_failed', 'payment_failed', t0 + R, { accessEndsAt: iso(t0 + R) });
+  const pastDue = (t0: number) => billingEvent('evt_past_due', 'subscription_updated', t0 + R + 1000,
+    { subscriptionStatus: 'past_due', accessEndsAt: iso(t0 + 2 * R), cancelAtPeriodEnd: false });
+
+  it.each([
+    ['the failure first (Stripe\'s order)', [failed, pastDue]],
+    ['the past_due update first (the reported case)', [pastDue, failed]],
+  ])('%s: past due, the payment-failing reminder, grace of 7 days, then the final backup and delete', async (_order, renewal) => {
+    const doubles = createLifecycleDoubles();
+    const views: Partial<LifecycleView>[] = [];
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(R + 1000);
+      for (const event of renewal) await signal(event(t0));
+      await at(R + 2000);
+      const view = await handle.query(stateQuery);
+      views.push({ stage: view.stage, accessEndsAt: view.accessEndsAt, willRenew: view.willRenew });
+      expect(view).toMatchObject({ stage: 'past_due', accessEndsAt: iso(t0 + R + 7 * day), willRenew: false });
+      await at(R + 8 * day);
+      expect((await handle.query(stateQuery)).stage).toBe('expired');
+    }, paid);
+    expect(doubles.steps()).toEqual([
+      ...provisioned,
+      'mail access_ending 7d',
+      'createBackup expiry', 'mail access_ending 3d',
+      'createBackup expiry', 'mail access_ending 1d',
+      'createBackup final', 'deleteServer (verified backup)', 'audit server_deleted', 'mail expired',
+    ]);
+    expect(doubles.mails.find((m) => m.kind === 'access_ending')!.data).toMatchObject({ reason: 'payment_failing' });
+    expect([...doubles.processedEventIds].sort()).toEqual(['evt_checkout', 'evt_failed', 'evt_past_due']);
+  });
+});
+
+describe('access starts only on money', () => {
+  const unpaidCheckout = (t0: number) => billingEvent('evt_checkout', 'checkout_completed', t0, { plan: 'starter', paid: false });
+  const incomplete = (t0: number) => billingEvent('evt_sub', 'subscription_updated', t0, { subscriptionStatus: 'incomplete', accessEndsAt: iso(t0 + 30 * day), plan: 'starter', cancelAtPeriodEnd: false });
+
+  it('a SEPA checkout waits without a server until the debit succeeds days later, then provisions', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await signal(incomplete(t0));
+      await at(3 * day);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'awaiting_payment', server: null });
+      expect(doubles.steps()).toEqual(['mail welcome']);
+      await signal(billingEvent('evt_async_paid', 'checkout_completed', t0 + 3 * day, { plan: 'starter', paid: true }));
+      await signal(billingEvent('evt_invoice_paid', 'invoice_paid', t0 + 3 * day, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+      const view = await until(handle, (v) => v.stage === 'active');
+      expect(view).toMatchObject({ stage: 'active', accessEndsAt: iso(t0 + 30 * day), willRenew: true });
+    }, unpaidCheckout);
+    expect(doubles.steps()).toEqual(provisioned);
+  });
+
+  it('a SEPA checkout whose debit fails never gets a server', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await signal(incomplete(t0));
+      await at(3 * day);
+      await signal(billingEvent('evt_async_failed', 'payment_failed', t0 + 3 * day, { plan: 'starter' }));
+      await signal(billingEvent('evt_expired', 'subscription_updated', t0 + 4 * day, { subscriptionStatus: 'incomplete_expired', accessEndsAt: iso(t0 + 30 * day), cancelAtPeriodEnd: false }));
+      await at(10 * day);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'awaiting_payment', server: null });
+    }, unpaidCheckout);
+    expect(doubles.steps()).toEqual(['mail welcome']);
+  });
+});
