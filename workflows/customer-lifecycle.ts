@@ -123,14 +123,23 @@ export interface LifecycleState {
   recentBackups: BackupRecord[];
   timeline: TimelineEntry[];
   lastProjectionJson: string | null;
+  /**
+   * Billing events that arrived after the customer was purged: the next life starts with them, and
+   * they are marked processed there, once they took effect. Absent in states kept before.
+   */
+  nextLifeEventIds?: string[];
+  /** The customer came back (user activity) after the purge: a next life starts. */
+  nextLifeRequested?: boolean;
 }
 
 /**
  * Patch ids (patched()): histories recorded before a change keep replaying the old path.
  * - billing facts: each fact of a billing event is ordered on its own (billing-facts.ts), and
  *   access starts only on money; before, a whole event older than the newest one was dropped.
+ * - next life: messages that arrive after the purge start the customer's next life instead of being
+ *   absorbed by a run about to complete.
  */
-export const lifecyclePatches = { billingFacts: 'billing-facts-ordered-one-by-one' } as const;
+export const lifecyclePatches = { billingFacts: 'billing-facts-ordered-one-by-one', nextLife: 'messages-after-purge-start-next-life' } as const;
 
 /** Input of {@link customerLifecycle}. `state` is set only by continue-as-new. */
 export interface CustomerLifecycleInput {
@@ -275,8 +284,14 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     }
     state.seenEventIds.push(event.eventId);
     if (state.seenEventIds.length > bounds.seenEventIds) state.seenEventIds.shift();
-    state.unreportedEventIds.push(event.eventId);
     changed = true;
+    if (state.phase === 'purged' && patched(lifecyclePatches.nextLife)) {
+      // This run ends with the purge; the event takes effect in the next life, and is marked there.
+      (state.nextLifeEventIds ??= []).push(event.eventId);
+      recordBilling(event);
+      return;
+    }
+    state.unreportedEventIds.push(event.eventId);
     if (patched(lifecyclePatches.billingFacts)) {
       recordBilling(event);
       return;
@@ -305,6 +320,11 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
   }
 
   setHandler(userActivitySignal, (activity) => {
+    if (state.phase === 'purged' && patched(lifecyclePatches.nextLife)) {
+      state.nextLifeRequested = true;
+      changed = true;
+      return;
+    }
     state.lastActivityAt = toIso(Date.now());
     if (state.server !== null && !running()) {
       state.wakeRequested = true;
@@ -901,5 +921,24 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
 
   await publish();
   await condition(allHandlersFinished);
+  if ((state.nextLifeEventIds?.length ?? 0) > 0 || state.nextLifeRequested === true) {
+    // Nothing that arrived during the purge is lost: it starts the customer's next life.
+    return await continueAsNew<typeof customerLifecycle>({ customerId, config: input.config, state: nextLife() });
+  }
   return view();
+
+  /** A fresh life that keeps what billing said (in any order), the events seen and the mails sent. */
+  function nextLife(): LifecycleState {
+    const fresh = initialState(toIso(Date.now()));
+    return {
+      ...fresh,
+      billing: state.billing,
+      lastEventCreated: state.lastEventCreated,
+      seenEventIds: state.seenEventIds,
+      unreportedEventIds: state.nextLifeEventIds ?? [],
+      settings: state.settings,
+      sentMailKeys: state.sentMailKeys,
+      timeline: [{ at: toIso(Date.now()), what: `the customer came back after the purge: a new life starts (${state.nextLifeEventIds?.length ?? 0} billing event(s))` }],
+    };
+  }
 }

@@ -109,10 +109,13 @@ export interface ApproveDeletionInput {
 
 /**
  * Stripe events for this customer, normalized. Duplicates are ignored; each fact an event carries is
- * ordered on its own (billing-facts.ts).
+ * ordered on its own (billing-facts.ts); one that arrives after the purge starts the next life.
  */
 export const billingEventSignal = defineSignal<[BillingEvent]>('billingEvent');
-/** The customer did something (dashboard, chat, terminal): wakes an idle server, resets the idle clock. */
+/**
+ * The customer did something (dashboard, chat, terminal): wakes an idle server, resets the idle
+ * clock; after the purge, starts the customer's next life.
+ */
 export const userActivitySignal = defineSignal<[UserActivity]>('userActivity');
 
 /**

@@ -1,12 +1,13 @@
 /**
  * Billing as the lifecycle workflow takes it, on the time-skipping server: events in any order
- * reach one state (each fact ordered on its own), and access starts only on money.
+ * reach one state (each fact ordered on its own), access starts only on money, and nothing that
+ * arrives while the customer's data is purged is lost.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { LifecycleConfig } from '../../workflows/deadlines.ts';
-import { stateQuery, type BillingEvent, type LifecycleView } from '../../workflows/messages.ts';
+import { stateQuery, userActivitySignal, type BillingEvent, type LifecycleView } from '../../workflows/messages.ts';
 import { createLifecycleDoubles, type LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
 import {
   billingEvent, bundleLifecycleWorkflows, createLifecycleTestEnv, day, iso, runStory, settled, testConfig, type LifecycleHandle, type StoryScript,
@@ -109,5 +110,70 @@ describe('access starts only on money', () => {
       expect(await handle.query(stateQuery)).toMatchObject({ stage: 'awaiting_payment', server: null });
     }, unpaidCheckout);
     expect(doubles.steps()).toEqual(['mail welcome']);
+  });
+});
+
+describe('messages that arrive while the customer is purged', () => {
+  /** Doubles whose purge audit waits until the test lets it go, and a promise of its start. */
+  function heldPurge() {
+    let reached!: () => void;
+    let release!: () => void;
+    const purging = new Promise<void>((resolve) => { reached = resolve; });
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    const doubles = createLifecycleDoubles({
+      holdAudit: async (action) => {
+        if (action !== 'customer_purged') return;
+        reached();
+        await released;
+      },
+    });
+    return { doubles, purging, release };
+  }
+  const cancelled = (t0: number) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter', cancelAtPeriodEnd: true });
+  const purgeAt = 30 * day + 7 * day;
+
+  it('a re-subscription during the purge is not lost: it starts the next life, which provisions and marks it processed', async () => {
+    const { doubles, purging, release } = heldPurge();
+    let firstRunId = '';
+    await story(doubles, testConfig(), async ({ handle, t0, signal }) => {
+      firstRunId = (await handle.describe()).runId;
+      const sleeping = env.sleep(purgeAt + 1000);
+      await purging;
+      await signal(billingEvent('evt_back', 'checkout_completed', t0 + purgeAt, { accessEndsAt: iso(t0 + purgeAt + 30 * day), plan: 'starter', cancelAtPeriodEnd: false, paid: true }));
+      release();
+      await sleeping;
+      const view = await until(handle, (v) => v.stage === 'active');
+      expect(view).toMatchObject({ stage: 'active', plan: 'starter', willRenew: true, accessEndsAt: iso(t0 + purgeAt + 30 * day) });
+      expect((await env.client.workflow.getHandle(handle.workflowId, firstRunId).describe()).status.name).toBe('CONTINUED_AS_NEW');
+    }, cancelled);
+    expect(doubles.steps().slice(-5)).toEqual(['mail expired', 'audit customer_purged', 'ensureServer cx23@nbg1', 'setupAssistant', 'mail server_ready']);
+    // Marked processed once, by the run where it took effect; the welcome mail is not sent again.
+    const marks = doubles.calls.filter((c) => c.name === 'markEventsProcessed' && (c.input as { eventIds: string[] }).eventIds.includes('evt_back'));
+    expect(marks).toHaveLength(1);
+    expect(marks[0]!.runId).not.toBe(firstRunId);
+    expect(doubles.mails.filter((m) => m.kind === 'welcome')).toHaveLength(1);
+  });
+
+  it('a customer who comes back (user activity) during the purge starts a next life awaiting payment', async () => {
+    const { doubles, purging, release } = heldPurge();
+    await story(doubles, testConfig(), async ({ handle }) => {
+      const sleeping = env.sleep(purgeAt + 1000);
+      await purging;
+      await handle.signal(userActivitySignal, { source: 'dashboard' });
+      release();
+      await sleeping;
+      const view = await until(handle, (v) => v.stage === 'awaiting_payment');
+      expect(view).toMatchObject({ stage: 'awaiting_payment', server: null, plan: 'starter' });
+      expect(view.timeline.at(-1)?.what).toMatch(/came back after the purge/);
+    }, cancelled);
+  });
+
+  it('with nothing arriving, the purge completes the workflow as before', async () => {
+    const doubles = createLifecycleDoubles();
+    const handle = await story(doubles, testConfig(), async ({ handle, at }) => {
+      await at(purgeAt + 1000);
+      expect((await handle.result()).stage).toBe('purged');
+    }, cancelled);
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
   });
 });
