@@ -42,6 +42,7 @@ import type {
   ServerSummary,
 } from '../activities/contracts.ts';
 import { ErrorType, nonRetryableErrorTypes } from '../lib/errors.ts';
+import { factsFromSummary, recordBillingEvent } from './billing-facts.ts';
 import {
   accessEndsAtMs,
   dataKeptUntilMs,
@@ -122,7 +123,23 @@ export interface LifecycleState {
   recentBackups: BackupRecord[];
   timeline: TimelineEntry[];
   lastProjectionJson: string | null;
+  /**
+   * Billing events that arrived after the customer was purged: the next life starts with them, and
+   * they are marked processed there, once they took effect. Absent in states kept before.
+   */
+  nextLifeEventIds?: string[];
+  /** The customer came back (user activity) after the purge: a next life starts. */
+  nextLifeRequested?: boolean;
 }
+
+/**
+ * Patch ids (patched()): histories recorded before a change keep replaying the old path.
+ * - billing facts: each fact of a billing event is ordered on its own (billing-facts.ts), and
+ *   access starts only on money; before, a whole event older than the newest one was dropped.
+ * - next life: messages that arrive after the purge start the customer's next life instead of being
+ *   absorbed by a run about to complete.
+ */
+export const lifecyclePatches = { billingFacts: 'billing-facts-ordered-one-by-one', nextLife: 'messages-after-purge-start-next-life' } as const;
 
 /** Input of {@link customerLifecycle}. `state` is set only by continue-as-new. */
 export interface CustomerLifecycleInput {
@@ -271,8 +288,18 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     }
     state.seenEventIds.push(event.eventId);
     if (state.seenEventIds.length > bounds.seenEventIds) state.seenEventIds.shift();
-    state.unreportedEventIds.push(event.eventId);
     changed = true;
+    if (state.phase === 'purged' && patched(lifecyclePatches.nextLife)) {
+      // This run ends with the purge; the event takes effect in the next life, and is marked there.
+      (state.nextLifeEventIds ??= []).push(event.eventId);
+      recordBilling(event);
+      return;
+    }
+    state.unreportedEventIds.push(event.eventId);
+    if (patched(lifecyclePatches.billingFacts)) {
+      recordBilling(event);
+      return;
+    }
     if (state.lastEventCreated !== null && toMs(event.created) < toMs(state.lastEventCreated)) {
       note(`ignored stale billing event ${event.eventId} (${event.type})`);
       return;
@@ -284,7 +311,26 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     note(`billing: ${event.type} (${event.eventId})`);
   });
 
+  /** Merges a billing event fact by fact (billing-facts.ts) and says in the timeline what it did. */
+  function recordBilling(event: BillingEvent): void {
+    // A state kept before facts existed: its values count as said by the newest event it applied.
+    if (state.billing.facts === undefined && state.lastEventCreated !== null) state.billing.facts = factsFromSummary(state.billing, state.lastEventCreated);
+    const { applied, stale } = recordBillingEvent(state.billing, event);
+    if (state.lastEventCreated === null || toMs(event.created) > toMs(state.lastEventCreated)) state.lastEventCreated = event.created;
+    if (applied.length === 0) {
+      note(`ignored stale billing event ${event.eventId} (${event.type})`);
+      return;
+    }
+    const unpaid = event.type === 'checkout_completed' && event.paid === false ? ', not paid yet' : '';
+    note(`billing: ${event.type}${event.subscriptionStatus ? ` ${event.subscriptionStatus}` : ''} (${event.eventId}${unpaid})${stale.length > 0 ? `; newer ${stale.join(', ')} kept` : ''}`);
+  }
+
   setHandler(userActivitySignal, (activity) => {
+    if (state.phase === 'purged' && patched(lifecyclePatches.nextLife)) {
+      state.nextLifeRequested = true;
+      changed = true;
+      return;
+    }
     state.lastActivityAt = toIso(Date.now());
     if (state.server !== null && !running()) {
       state.wakeRequested = true;
@@ -978,5 +1024,24 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
 
   await publish();
   await condition(allHandlersFinished);
+  if ((state.nextLifeEventIds?.length ?? 0) > 0 || state.nextLifeRequested === true) {
+    // Nothing that arrived during the purge is lost: it starts the customer's next life.
+    return await continueAsNew<typeof customerLifecycle>({ customerId, config: input.config, state: nextLife() });
+  }
   return view();
+
+  /** A fresh life that keeps what billing said (in any order), the events seen and the mails sent. */
+  function nextLife(): LifecycleState {
+    const fresh = initialState(toIso(Date.now()));
+    return {
+      ...fresh,
+      billing: state.billing,
+      lastEventCreated: state.lastEventCreated,
+      seenEventIds: state.seenEventIds,
+      unreportedEventIds: state.nextLifeEventIds ?? [],
+      settings: state.settings,
+      sentMailKeys: state.sentMailKeys,
+      timeline: [{ at: toIso(Date.now()), what: `the customer came back after the purge: a new life starts (${state.nextLifeEventIds?.length ?? 0} billing event(s))` }],
+    };
+  }
 }

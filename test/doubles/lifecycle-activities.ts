@@ -27,6 +27,8 @@ export interface RecordedCall {
   step: string;
   input: unknown;
   failed: boolean;
+  /** The workflow run that called it (tells the runs of a continued workflow apart). */
+  runId?: string;
 }
 
 /** Knobs to make the doubles fail. */
@@ -53,6 +55,8 @@ export interface DoubleOptions {
   reportBackupProgress?: (workflowId: string, progress: BackupProgressReport) => Promise<void>;
   /** createBackup waits for this before completing, so a test can look at the workflow mid-backup. */
   holdBackup?: () => Promise<void>;
+  /** appendAudit waits for this (given the entry's action) before recording, e.g. to message a workflow mid-purge. */
+  holdAudit?: (action: string) => Promise<void>;
 }
 
 /** Disks of the types the lifecycle's plans name (Hetzner's catalogue), in GB. */
@@ -96,7 +100,7 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
 
   /** Records the attempt, runs it, marks it failed if it throws. */
   const record = async <T>(name: string, step: string, input: unknown, run: () => T | Promise<T>): Promise<T> => {
-    const call: RecordedCall = { name, step, input, failed: false };
+    const call: RecordedCall = { name, step, input, failed: false, runId: Context.current().info.workflowExecution?.runId };
     calls.push(call);
     try {
       return await run();
@@ -258,7 +262,8 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
     writeProjection: (input) => record('writeProjection', `projection ${input.stage}`, input, () => {
       projections.push(input);
     }),
-    appendAudit: (input) => record('appendAudit', `audit ${input.action}`, input, () => {
+    appendAudit: (input) => record('appendAudit', `audit ${input.action}`, input, async () => {
+      await options.holdAudit?.(input.action);
       audit.push(input);
     }),
   };

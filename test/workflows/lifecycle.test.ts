@@ -6,24 +6,20 @@
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../../lib/errors.ts';
-import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
 import {
-  approveDeletionWithoutBackupUpdate, backupNowUpdate, backupProgressSignal, billingEventSignal, powerOffUpdate, stateQuery, userActivitySignal,
+  approveDeletionWithoutBackupUpdate, backupNowUpdate, backupProgressSignal, powerOffUpdate, stateQuery, userActivitySignal,
   type BillingEvent, type LifecycleView,
 } from '../../workflows/messages.ts';
 import { NeedsAttentionKey, StageKey, ServerIdKey } from '../../workflows/search-attributes.ts';
 import type { LifecycleConfig } from '../../workflows/deadlines.ts';
 import { createLifecycleDoubles, type LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
-import { billingEvent, bundleLifecycleWorkflows, createLifecycleTestEnv, day, iso, testConfig, withWorker } from './support.ts';
+import { billingEvent, bundleLifecycleWorkflows, createLifecycleTestEnv, day, iso, runStory, settled, testConfig, type StoryScript } from './support.ts';
 import { spreadHash } from '../../workflows/deadlines.ts';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
-let seq = 0;
 
 beforeAll(async () => {
   bundle = await bundleLifecycleWorkflows();
@@ -36,48 +32,9 @@ afterEach(async () => {
   await env?.teardown();
 });
 
-/** One customer's story: start by signal, let virtual time pass, always terminate at the end. */
-async function story(doubles: LifecycleDoubles, config: Partial<LifecycleConfig>,
-  script: (ctx: { handle: WorkflowHandle<typeof customerLifecycle>; t0: number; signal: (e: BillingEvent) => Promise<void>; at: (ms: number) => Promise<void> }) => Promise<void>,
-  first?: (t0: number) => BillingEvent): Promise<WorkflowHandle<typeof customerLifecycle>> {
-  const customerId = `c${++seq}`;
-  return withWorker(env, bundle, doubles, async (taskQueue) => {
-    const t0 = await env.currentTimeMs();
-    const start = first?.(t0);
-    const handle = start
-      ? await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: billingEventSignal, signalArgs: [start] })
-      : await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: userActivitySignal, signalArgs: [{ source: 'registration' }] });
-    const at = async (ms: number): Promise<void> => {
-      const now = await env.currentTimeMs();
-      await env.sleep(Math.max(1, t0 + ms - now));
-      await settled(handle);
-    };
-    const signal = (e: BillingEvent) => handle.signal(billingEventSignal, e);
-    try {
-      await env.sleep(1_000);
-      await script({ handle, t0, signal, at });
-    } finally {
-      const { status } = await handle.describe();
-      if (status.name === 'RUNNING') await handle.terminate('test over');
-    }
-    return handle;
-  });
-}
-
-/**
- * Waits (in real time, briefly) until the workflow has no workflow task and no activity attempt in
- * flight, so a loaded machine cannot make an assertion look at a state the workflow is still
- * computing. Activities waiting out a retry backoff do not count: virtual time moves those on.
- */
-async function settled(handle: WorkflowHandle<typeof customerLifecycle>, limitMs = 15_000): Promise<void> {
-  const giveUpAt = Date.now() + limitMs;
-  while (Date.now() < giveUpAt) {
-    const { raw, status } = await handle.describe();
-    if (status.name !== 'RUNNING') return;
-    const busyActivity = (raw.pendingActivities ?? []).some((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
-    if (!raw.pendingWorkflowTask && !busyActivity) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** One customer's story on this file's test server (support.ts runStory). */
+function story(doubles: LifecycleDoubles, config: Partial<LifecycleConfig>, script: StoryScript, first?: (t0: number) => BillingEvent) {
+  return runStory(env, bundle, doubles, config, script, first);
 }
 
 /** The message of the failure an update was rejected with (the validator's or handler's error). */
