@@ -321,6 +321,8 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
       note(`ignored stale billing event ${event.eventId} (${event.type})`);
       return;
     }
+    // A blocked plan change gets one more try with each billing event that names the plan (at most a few a month).
+    if (event.plan !== undefined && state.planChangeBlocked !== null && patched(planChangePatch)) state.planChangeBlocked = null;
     const unpaid = event.type === 'checkout_completed' && event.paid === false ? ', not paid yet' : '';
     note(`billing: ${event.type}${event.subscriptionStatus ? ` ${event.subscriptionStatus}` : ''} (${event.eventId}${unpaid})${stale.length > 0 ? `; newer ${stale.join(', ')} kept` : ''}`);
   }
