@@ -98,10 +98,16 @@ export interface CloudActivities {
   hibernate(input: { customerId: string; serverId: string; verifiedBackupId: string }): Promise<{ snapshotId: string }>;
   /**
    * Creates the customer's server from a hibernation snapshot (idempotent by label), waits for SSH,
-   * then deletes the snapshot.
+   * then deletes the snapshot. Throws `CapacityUnavailable` for a type that cannot be had and
+   * `ServerTypeUnfit` for one whose disk cannot hold the snapshot.
    */
   wakeFromSnapshot(input: { customerId: string; snapshotId: string; serverType: string; location: string }): Promise<ServerSummary>;
-  /** Changes the server type (powers off, change_type, powers on). Throws `CapacityUnavailable` if the type cannot be had. */
+  /**
+   * Changes the server type (powers off, change_type keeping nothing smaller than the type's disk,
+   * powers on). Before touching the server it throws `CapacityUnavailable` if the type cannot be had
+   * (removed, deprecated, unavailable there) and `ServerTypeUnfit` if the server's disk is bigger
+   * than the type's (Hetzner never shrinks a disk) or the architecture differs.
+   */
   changeServerType(input: { customerId: string; serverId: string; serverType: string }): Promise<ServerSummary>;
   /**
    * Deletes the server. Re-checks that `verifiedBackupId` is a verified backup of this server
@@ -111,7 +117,7 @@ export interface CloudActivities {
 }
 
 /** Why a backup was made; part of its idempotency key and shown to the customer. */
-export type BackupReason = 'daily' | 'manual' | 'before_restore' | 'before_hibernate' | 'expiry' | 'final';
+export type BackupReason = 'daily' | 'manual' | 'before_restore' | 'before_hibernate' | 'before_plan_change' | 'expiry' | 'final';
 
 /** A completed backup. Only verified backups are ever returned. */
 export interface BackupRecord {

@@ -11,6 +11,7 @@ import { createApp } from './app.ts';
 import { createDb } from '../db/client.ts';
 import { createPlans } from '../activities/billing/plans.ts';
 import { createStripeClient } from '../activities/billing/stripe-client.ts';
+import { assertStripeEndpointsSupported, UnsupportedStripeEndpointError } from '../activities/billing/api-versions.ts';
 import { createStripeSessions } from '../activities/billing/sessions.ts';
 import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts';
 import { createStripeWebhookRouter } from './webhooks/stripe.ts';
@@ -23,6 +24,10 @@ import { masterKeysFrom } from '../lib/secrets.ts';
 import { attachLive } from './live.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
+import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
+
+// Everything above is loaded (ssh2 for the terminal and chat among it): no addon that can abort the process.
+exitIfObjectWrapAddonLoaded('web');
 
 const config = loadApiConfig();
 const log = createLogger('web', config.LOG_LEVEL);
@@ -39,8 +44,18 @@ const local = config.STRIPE_SECRET_KEY
   ? null
   : createLocalBilling({ db, plans, appUrl: config.APP_URL, webhookUrl: `http://127.0.0.1:${config.PORT}/webhooks/stripe`,
     webhookSecret: config.STRIPE_WEBHOOK_SECRET, log });
-const billingSessions = local?.sessions
-  ?? createStripeSessions({ stripe: createStripeClient({ secretKey: config.STRIPE_SECRET_KEY! }), db, plans, appUrl: config.APP_URL });
+const stripe = config.STRIPE_SECRET_KEY ? createStripeClient({ secretKey: config.STRIPE_SECRET_KEY }) : null;
+const billingSessions = local?.sessions ?? createStripeSessions({ stripe: stripe!, db, plans, appUrl: config.APP_URL });
+if (stripe) {
+  // Refuse to start rather than acknowledge every customer's events as unreadable.
+  try {
+    await assertStripeEndpointsSupported(stripe, `${config.APP_URL}/webhooks/stripe`, log);
+  } catch (err) {
+    if (!(err instanceof UnsupportedStripeEndpointError)) throw err;
+    log.fatal({ problems: err.problems }, err.message);
+    process.exit(1);
+  }
+}
 
 const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY });
 const services = createWebServices({

@@ -29,6 +29,10 @@ import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts
 import { createBillingActivities } from '../activities/billing/index.ts';
 import { ensureReconciliationSchedule } from '../activities/billing/reconcile.ts';
 import type { BillingReconciliationActivities, LifecycleActivities } from '../activities/contracts.ts';
+import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
+
+// Everything above is loaded: an addon that can abort the process must not be among it.
+exitIfObjectWrapAddonLoaded('worker');
 
 const config = loadWorkerConfig();
 const log = createLogger('worker', config.LOG_LEVEL);

@@ -17,6 +17,7 @@ import {
   continueAsNew,
   currentUpdateInfo,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -41,6 +42,7 @@ import type {
   ServerSummary,
 } from '../activities/contracts.ts';
 import { ErrorType, nonRetryableErrorTypes } from '../lib/errors.ts';
+import { factsFromSummary, recordBillingEvent } from './billing-facts.ts';
 import {
   accessEndsAtMs,
   dataKeptUntilMs,
@@ -121,7 +123,23 @@ export interface LifecycleState {
   recentBackups: BackupRecord[];
   timeline: TimelineEntry[];
   lastProjectionJson: string | null;
+  /**
+   * Billing events that arrived after the customer was purged: the next life starts with them, and
+   * they are marked processed there, once they took effect. Absent in states kept before.
+   */
+  nextLifeEventIds?: string[];
+  /** The customer came back (user activity) after the purge: a next life starts. */
+  nextLifeRequested?: boolean;
 }
+
+/**
+ * Patch ids (patched()): histories recorded before a change keep replaying the old path.
+ * - billing facts: each fact of a billing event is ordered on its own (billing-facts.ts), and
+ *   access starts only on money; before, a whole event older than the newest one was dropped.
+ * - next life: messages that arrive after the purge start the customer's next life instead of being
+ *   absorbed by a run about to complete.
+ */
+export const lifecyclePatches = { billingFacts: 'billing-facts-ordered-one-by-one', nextLife: 'messages-after-purge-start-next-life' } as const;
 
 /** Input of {@link customerLifecycle}. `state` is set only by continue-as-new. */
 export interface CustomerLifecycleInput {
@@ -135,6 +153,10 @@ export interface CustomerLifecycleInput {
 export function lifecycleWorkflowId(customerId: string): string {
   return `customer-${customerId}`;
 }
+
+/** Patch ids (workflow `patched()`): histories recorded before each change replay the old path. */
+const planChangePatch = 'plan-change-fits-or-rebuilds';
+const wakeFallbackPatch = 'wake-falls-back-over-candidates';
 
 const bounds = { seenEventIds: 500, sentMailKeys: 200, recentBackups: 10, timeline: 30, periods: 6 };
 
@@ -266,18 +288,49 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     }
     state.seenEventIds.push(event.eventId);
     if (state.seenEventIds.length > bounds.seenEventIds) state.seenEventIds.shift();
-    state.unreportedEventIds.push(event.eventId);
     changed = true;
+    if (state.phase === 'purged' && patched(lifecyclePatches.nextLife)) {
+      // This run ends with the purge; the event takes effect in the next life, and is marked there.
+      (state.nextLifeEventIds ??= []).push(event.eventId);
+      recordBilling(event);
+      return;
+    }
+    state.unreportedEventIds.push(event.eventId);
+    if (patched(lifecyclePatches.billingFacts)) {
+      recordBilling(event);
+      return;
+    }
     if (state.lastEventCreated !== null && toMs(event.created) < toMs(state.lastEventCreated)) {
       note(`ignored stale billing event ${event.eventId} (${event.type})`);
       return;
     }
     state.lastEventCreated = event.created;
     applyBillingEvent(state.billing, event);
+    // A blocked plan change gets one more try with each billing event that names the plan (at most a few a month).
+    if (event.plan !== undefined && state.planChangeBlocked !== null && patched(planChangePatch)) state.planChangeBlocked = null;
     note(`billing: ${event.type} (${event.eventId})`);
   });
 
+  /** Merges a billing event fact by fact (billing-facts.ts) and says in the timeline what it did. */
+  function recordBilling(event: BillingEvent): void {
+    // A state kept before facts existed: its values count as said by the newest event it applied.
+    if (state.billing.facts === undefined && state.lastEventCreated !== null) state.billing.facts = factsFromSummary(state.billing, state.lastEventCreated);
+    const { applied, stale } = recordBillingEvent(state.billing, event);
+    if (state.lastEventCreated === null || toMs(event.created) > toMs(state.lastEventCreated)) state.lastEventCreated = event.created;
+    if (applied.length === 0) {
+      note(`ignored stale billing event ${event.eventId} (${event.type})`);
+      return;
+    }
+    const unpaid = event.type === 'checkout_completed' && event.paid === false ? ', not paid yet' : '';
+    note(`billing: ${event.type}${event.subscriptionStatus ? ` ${event.subscriptionStatus}` : ''} (${event.eventId}${unpaid})${stale.length > 0 ? `; newer ${stale.join(', ')} kept` : ''}`);
+  }
+
   setHandler(userActivitySignal, (activity) => {
+    if (state.phase === 'purged' && patched(lifecyclePatches.nextLife)) {
+      state.nextLifeRequested = true;
+      changed = true;
+      return;
+    }
     state.lastActivityAt = toIso(Date.now());
     if (state.server !== null && !running()) {
       state.wakeRequested = true;
@@ -499,9 +552,10 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
     const server = state.server;
     if (server === null || server.power === 'running') return;
     if (server.power === 'hibernated') {
-      const summary = await cloud.wakeFromSnapshot.executeWithOptions({ summary: 'wake from hibernation snapshot' }, [{
-        customerId, snapshotId: server.snapshotId, serverType: server.serverType, location: server.location,
-      }]);
+      const summary = patched(wakeFallbackPatch) ? await wakeOnAnyCandidate(server)
+        : await cloud.wakeFromSnapshot.executeWithOptions({ summary: 'wake from hibernation snapshot' }, [{
+          customerId, snapshotId: server.snapshotId, serverType: server.serverType, location: server.location,
+        }]);
       state.server = { power: 'running', summary, plan: server.plan };
       note(`server ${summary.serverId} woken from snapshot ${server.snapshotId}`);
     } else {
@@ -510,6 +564,30 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
       note('server powered on');
     }
     if (state.settingsPending) await applySettings();
+  }
+
+  /**
+   * Wakes a hibernated server on the type and location it had, else on its plan's current candidates:
+   * a type Hetzner removed, deprecated or cannot give now (CapacityUnavailable), or one too small for
+   * the snapshot (ServerTypeUnfit), is passed over. Throws CapacityUnavailable when none can be had.
+   */
+  async function wakeOnAnyCandidate(server: Extract<ServerState, { power: 'hibernated' }>): Promise<ServerSummary> {
+    const candidates = [{ serverType: server.serverType, location: server.location }, ...config.plans[server.plan].candidates]
+      .filter((c, i, all) => all.findIndex((o) => o.serverType === c.serverType && o.location === c.location) === i);
+    const passedOver: string[] = [];
+    for (const candidate of candidates) {
+      try {
+        return await cloud.wakeFromSnapshot.executeWithOptions({ summary: `wake from hibernation snapshot as ${candidate.serverType} in ${candidate.location}` }, [{
+          customerId, snapshotId: server.snapshotId, ...candidate,
+        }]);
+      } catch (err) {
+        const type = failureType(err);
+        if (type !== ErrorType.CapacityUnavailable && type !== ErrorType.ServerTypeUnfit) throw err;
+        passedOver.push(`${candidate.serverType}/${candidate.location}: ${type}`);
+        note(`waking: ${candidate.serverType} in ${candidate.location} cannot be had (${type}), trying the next candidate`);
+      }
+    }
+    throw ApplicationFailure.nonRetryable(`no server type can take hibernation snapshot ${server.snapshotId} now (${passedOver.join('; ')})`, ErrorType.CapacityUnavailable);
   }
 
   async function applySettings(): Promise<void> {
@@ -626,6 +704,71 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
       state.server = { ...server, power: 'stopped' };
       note(manual ? 'server powered off by the customer' : `idle: server ${serverId} stopped`);
     }
+  }
+
+  /**
+   * Moves a running or stopped server to the target plan without ever bouncing it in a loop: each
+   * type of the plan is tried in place (the activity refuses before stopping the server when the type
+   * cannot be had or does not fit); if the only types to be had do not fit (a smaller disk), the
+   * server is rebuilt on the new plan from a verified backup; any other failure stops trying this
+   * plan until a billing event names it again, and asks an operator (docs/decisions/012).
+   */
+  async function changePlanFitting(target: PlanId): Promise<void> {
+    const server = state.server;
+    if (server === null || server.power === 'hibernated') return;
+    const types = [...new Set(config.plans[target].candidates.map((c) => c.serverType))];
+    const unfit: string[] = [];
+    for (const serverType of types) {
+      try {
+        const summary = await cloud.changeServerType.executeWithOptions({ summary: `change server type to ${serverType}` }, [{ customerId, serverId: server.summary.serverId, serverType }]);
+        // The activity powers the server on after the change.
+        state.server = { power: 'running', summary, plan: target };
+        state.planChangeBlocked = null;
+        note(`plan ${target}: server type changed to ${serverType}`);
+        return;
+      } catch (err) {
+        const type = failureType(err);
+        if (type === ErrorType.CapacityUnavailable) continue;
+        if (type === ErrorType.ServerTypeUnfit) {
+          unfit.push(serverType);
+          continue;
+        }
+        state.planChangeBlocked = target;
+        attention(`plan ${target}: changing the server type to ${serverType} failed (${failureMessage(err)}); the server keeps ${server.summary.serverType}; tried again with the next billing event that names the plan`);
+        return;
+      }
+    }
+    if (unfit.length > 0) {
+      await rebuildForPlan(target, unfit);
+      return;
+    }
+    state.planChangeBlocked = target;
+    attention(`no server type of plan ${target} is available for the change`);
+  }
+
+  /**
+   * The server cannot take the plan's types in place (Hetzner never shrinks a disk): a verified
+   * backup of it, then its deletion (invariant 1), then the restoring phase creates the plan's server
+   * (invariant 2: only after the old one is gone) and restores that backup. A failure before the
+   * deletion leaves the server as it was; the main loop tries again after its cool-down.
+   */
+  async function rebuildForPlan(target: PlanId, unfit: string[]): Promise<void> {
+    await ensureRunning();
+    const server = state.server;
+    if (server === null || server.power !== 'running') throw ApplicationFailure.nonRetryable('server not running', ErrorType.InvalidInput);
+    const serverId = server.summary.serverId;
+    const verified = await backup('before_plan_change', `${target}:${toIso(Date.now())}`);
+    await cloud.deleteServer.executeWithOptions({ summary: 'delete the server (plan change rebuild)' }, [{ customerId, serverId, verifiedBackupId: verified.backupId }]);
+    await projection.appendAudit({
+      customerId, at: toIso(Date.now()), actor: 'workflow', action: 'server_deleted',
+      details: { serverId, verifiedBackupId: verified.backupId, reason: `plan ${target}: ${unfit.join(', ')} cannot take this server's disk in place` },
+    });
+    note(`plan ${target}: ${unfit.join(', ')} cannot take server ${serverId} in place; deleted after verified backup ${verified.backupId}, rebuilding on the new plan`);
+    state.server = null;
+    state.phase = 'restoring';
+    state.retryAt = null;
+    state.failures = 0;
+    state.planChangeBlocked = null;
   }
 
   async function changePlan(target: PlanId): Promise<void> {
@@ -833,8 +976,15 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
             continue;
           }
           if (state.billing.plan !== null && state.server.plan !== state.billing.plan && state.planChangeBlocked !== state.billing.plan) {
-            await changePlan(state.billing.plan);
-            continue;
+            if (!patched(planChangePatch)) {
+              await changePlan(state.billing.plan);
+              continue;
+            }
+            // A hibernated server changes plan after it wakes: its snapshot keeps the old disk.
+            if (state.server.power !== 'hibernated') {
+              await changePlanFitting(state.billing.plan);
+              continue;
+            }
           }
         }
         const due = dueDeadline(scheduleInput(now));
@@ -874,5 +1024,24 @@ export async function customerLifecycle(input: CustomerLifecycleInput): Promise<
 
   await publish();
   await condition(allHandlersFinished);
+  if ((state.nextLifeEventIds?.length ?? 0) > 0 || state.nextLifeRequested === true) {
+    // Nothing that arrived during the purge is lost: it starts the customer's next life.
+    return await continueAsNew<typeof customerLifecycle>({ customerId, config: input.config, state: nextLife() });
+  }
   return view();
+
+  /** A fresh life that keeps what billing said (in any order), the events seen and the mails sent. */
+  function nextLife(): LifecycleState {
+    const fresh = initialState(toIso(Date.now()));
+    return {
+      ...fresh,
+      billing: state.billing,
+      lastEventCreated: state.lastEventCreated,
+      seenEventIds: state.seenEventIds,
+      unreportedEventIds: state.nextLifeEventIds ?? [],
+      settings: state.settings,
+      sentMailKeys: state.sentMailKeys,
+      timeline: [{ at: toIso(Date.now()), what: `the customer came back after the purge: a new life starts (${state.nextLifeEventIds?.length ?? 0} billing event(s))` }],
+    };
+  }
 }

@@ -4,6 +4,7 @@
  * and the workflow passes its deterministic `Date.now()`. All times are UTC milliseconds or ISO strings.
  */
 import type { PlanId } from '../activities/contracts.ts';
+import type { BillingFacts } from './billing-facts.ts';
 import type { BillingEvent, Stage } from './messages.ts';
 
 /** Where a plan's server may be created, in order of preference. */
@@ -98,16 +99,22 @@ export function resolveConfig(partial: Partial<LifecycleConfig> | undefined): Li
   };
 }
 
-/** What the workflow knows about the subscription, from billing events. */
+/**
+ * What the workflow knows about the subscription, from billing events: a summary the schedule
+ * reads, recomputed from `facts` (workflows/billing-facts.ts) after each event. States kept before
+ * facts existed have none until their next event.
+ */
 export interface BillingState {
-  /** A payment went through at least once. */
+  /** Money came for the current subscription (a paid invoice or checkout since it last ended). */
   subscribed: boolean;
   /** End of the paid period as billing reports it (ISO), or null. */
   periodEndsAt: string | null;
   plan: PlanId | null;
+  /** Will not renew: canceled at period end, or the subscription ended or is paused. */
   cancelAtPeriodEnd: boolean;
   /** ISO time of the first failed payment not yet recovered, or null. */
   paymentFailedAt: string | null;
+  facts?: BillingFacts;
 }
 
 export const initialBillingState: BillingState = {
@@ -310,7 +317,10 @@ export function describeDeadline(action: DeadlineAction): string {
   }
 }
 
-/** Applies one (new, not stale) billing event to the billing state. */
+/**
+ * Applies one (new, not stale) billing event to the billing state, the whole event by one clock:
+ * how workflows that started before billing facts were ordered one by one keep replaying.
+ */
 export function applyBillingEvent(billing: BillingState, event: BillingEvent): void {
   if (event.plan !== undefined) billing.plan = event.plan;
   if (event.cancelAtPeriodEnd !== undefined) billing.cancelAtPeriodEnd = event.cancelAtPeriodEnd;

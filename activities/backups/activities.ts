@@ -72,7 +72,7 @@ export function backupIdFor(idempotencyKey: string): string {
 }
 
 const reasonOf = (manifestReason: unknown): BackupReason =>
-  (['daily', 'manual', 'before_restore', 'before_hibernate', 'expiry', 'final'] as const).find((r) => r === manifestReason) ?? 'manual';
+  (['daily', 'manual', 'before_restore', 'before_hibernate', 'before_plan_change', 'expiry', 'final'] as const).find((r) => r === manifestReason) ?? 'manual';
 
 function heartbeat(details: unknown): void {
   try {

@@ -26,7 +26,7 @@ import type {
 import type { CloudFleet, CloudProject } from './fleet.ts';
 import type { HetznerClient } from './hetzner/client.ts';
 import { HetznerError, toApplicationFailure } from './hetzner/errors.ts';
-import type { Image, Server } from './hetzner/types.ts';
+import type { Image, Server, ServerType } from './hetzner/types.ts';
 import { ensureCustomerKey, ensureGatewayToken, fingerprintFromLabel, fingerprintLabel, generateHostKey, type SshKeyPair } from './keys.ts';
 import { connectPinned, sshExec } from './ssh.ts';
 import { renderGatewayConfig, renderUserData, serverLayout, type UserDataVariant } from './user-data.ts';
@@ -268,15 +268,36 @@ function createProvisioning(deps: CloudDeps) {
     };
   }
 
-  /** Throws CapacityUnavailable unless the type is sold, not deprecated, in the location now. */
-  async function checkAvailable(serverType: string, location: string): Promise<void> {
+  /**
+   * The type, if Berth may pick it in the location now; otherwise throws CapacityUnavailable, so the
+   * caller moves on to the plan's next candidate. Not available: absent from `GET /server_types`
+   * (Hetzner removed it), not sold there, `available: false`, or deprecated at all (type-wide or in
+   * that location; Hetzner's docs: a deprecated type stops being orderable at `unavailable_after`,
+   * and Berth does not start new servers on a type that is on its way out).
+   */
+  async function checkAvailable(serverType: string, location: string): Promise<ServerType> {
     const [type] = await hetzner.serverTypes.list({ name: serverType });
-    if (!type) throw ApplicationFailure.nonRetryable(`server type ${serverType} does not exist`, ErrorType.InvalidInput);
-    const here = type.locations.find((l) => l.name === location) as (typeof type.locations)[number] & { available?: boolean } | undefined;
-    const gone = here?.deprecation && Date.parse(here.deprecation.unavailable_after) <= Date.now();
-    if (!here || here.available === false || gone) {
-      throw ApplicationFailure.create({ message: `server type ${serverType} is not available in ${location}`, type: ErrorType.CapacityUnavailable });
-    }
+    const here = type?.locations.find((l) => l.name === location);
+    const reason = !type ? 'no longer exists'
+      : !here ? `is not sold in ${location}`
+        : here.available === false ? `is not available in ${location}`
+          : here.deprecation || type.deprecation || type.deprecated ? `is deprecated${here.deprecation ? ` in ${location}` : ''}`
+            : null;
+    if (reason !== null) throw ApplicationFailure.create({ message: `server type ${serverType} ${reason}`, type: ErrorType.CapacityUnavailable });
+    return type!;
+  }
+
+  /**
+   * Throws ServerTypeUnfit when a server or snapshot of `diskGb` on `architecture` cannot take the
+   * type: Hetzner never shrinks a disk (change_type: only types with an equal or bigger disk and the
+   * same storage type; a snapshot: only types whose disk holds it) and does not cross architectures.
+   */
+  function checkFits(type: ServerType, what: string, diskGb: number, architecture: string, storageType?: string): void {
+    const problem = type.disk < diskGb ? `its ${diskGb} GB disk is bigger than the ${type.disk} GB of ${type.name}`
+      : type.architecture !== architecture ? `it is ${architecture} and ${type.name} is ${type.architecture}`
+        : storageType !== undefined && type.storage_type !== storageType ? `its disk is ${storageType} storage and ${type.name} has ${type.storage_type}`
+          : null;
+    if (problem !== null) throw ApplicationFailure.nonRetryable(`${what} cannot take server type ${type.name}: ${problem}`, ErrorType.ServerTypeUnfit);
   }
 
   /** The fingerprint to pin: the database's record, else the label the server was created with. */
@@ -428,7 +449,11 @@ function createProvisioning(deps: CloudDeps) {
   async function createServer(input: EnsureServerInput, key: SshKeyPair): Promise<Server> {
     const { customerId } = input;
     progress(`check ${input.serverType} in ${input.location}`);
-    await checkAvailable(input.serverType, input.location);
+    const type = await checkAvailable(input.serverType, input.location);
+    if (input.fromSnapshotId !== undefined) {
+      const snapshot = await hetzner.images.get(Number(input.fromSnapshotId));
+      checkFits(type, `snapshot ${snapshot.id}`, snapshot.disk_size, snapshot.architecture);
+    }
     const hostKey = generateHostKey(`berth-host-${customerId}`);
     const labels = { ...input.labels, [cloudLabels.customer]: customerId, [cloudLabels.hostKey]: fingerprintLabel(hostKey.fingerprint) };
     progress(`create ${input.serverType} in ${input.location}`);
@@ -602,12 +627,15 @@ function createProvisioning(deps: CloudDeps) {
     const { customerId } = input;
     let server = await requireServer(customerId, input.serverId);
     if (server.server_type.name !== input.serverType) {
-      await checkAvailable(input.serverType, server.location.name);
+      // Both checks come before the server is stopped: a change that cannot be made never bounces it.
+      const type = await checkAvailable(input.serverType, server.location.name);
+      checkFits(type, `server ${server.id}`, server.primary_disk_size, server.server_type.architecture, server.server_type.storage_type);
       const wasRunning = server.status !== 'off';
       await stop(server);
       try {
         progress(`change type to ${input.serverType}`);
-        await hetzner.actions.waitFor(await unlocked('change type', () => hetzner.servers.changeType(server.id, input.serverType, false)));
+        // The customer gets the disk the plan sells; a later move to a smaller disk rebuilds (docs/decisions: plan changes).
+        await hetzner.actions.waitFor(await unlocked('change type', () => hetzner.servers.changeType(server.id, input.serverType, true)));
       } catch (err) {
         // Leave the customer's server as it was (running) when the new type cannot be had.
         if (wasRunning) await powerOn({ customerId, serverId: input.serverId });

@@ -39,8 +39,22 @@ export interface LocalCloudFaults {
   rateLimitResetMs?: number;
   /** Actions of these commands end in `status: "error"` with this error. */
   failActions?: Record<string, { code: string; message: string }>;
-  /** Server creation in these type/location pairs fails with `resource_unavailable` (out of stock). */
+  /**
+   * Out of stock: these type/location pairs show `available: false` in `GET /server_types`, and
+   * creating or changing to them fails with `resource_unavailable`.
+   */
   unavailable?: { serverType?: string; location?: string }[];
+  /**
+   * Types Hetzner has removed: gone from `GET /server_types` and refused for new servers and type
+   * changes (`invalid_input` "not found"); existing servers keep showing theirs.
+   */
+  removedServerTypes?: string[];
+  /**
+   * Announced deprecations (per location, or everywhere without `location`): shown as
+   * `locations[].deprecation` and `recommended: false`; after `unavailableAfter` the type is no longer
+   * available there (create: `resource_unavailable`; change_type: `invalid_server_type`).
+   */
+  deprecatedServerTypes?: { serverType: string; location?: string; announced: string; unavailableAfter: string }[];
 }
 
 export interface LocalCloudOptions {
@@ -109,6 +123,8 @@ interface ServerRec {
   created: string;
   labels: Record<string, string>;
   serverTypeId: number;
+  /** GB of the server's disk: its type's when created, kept by change_type unless `upgrade_disk` (absent in older state files). */
+  diskSize?: number;
   location: string;
   imageId: number;
   ip: string;
@@ -182,7 +198,7 @@ const routes: { method: string; template: string; pattern: RegExp }[] = [
   ['GET', '/servers'], ['POST', '/servers'], ['GET', '/servers/{id}'], ['DELETE', '/servers/{id}'],
   ['POST', '/servers/{id}/actions/poweron'], ['POST', '/servers/{id}/actions/poweroff'],
   ['POST', '/servers/{id}/actions/shutdown'], ['POST', '/servers/{id}/actions/create_image'],
-  ['POST', '/servers/{id}/actions/change_type'], ['GET', '/actions/{id}'],
+  ['POST', '/servers/{id}/actions/change_type'], ['GET', '/actions'], ['GET', '/actions/{id}'],
   ['GET', '/ssh_keys'], ['POST', '/ssh_keys'], ['GET', '/ssh_keys/{id}'], ['DELETE', '/ssh_keys/{id}'],
   ['GET', '/server_types'], ['GET', '/images'], ['GET', '/images/{id}'], ['DELETE', '/images/{id}'], ['GET', '/locations'],
 ].map(([method, template]) => ({
@@ -319,12 +335,37 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const l = locations.find((x) => x.name === name)!;
     return { id: l.id, name: l.name, description: l.description, country: l.country, city: l.city, latitude: l.latitude, longitude: l.longitude, network_zone: l.network_zone };
   }
+  /** The deprecation announced for a type in a location, if any. */
+  function deprecationOf(t: SimServerType, location: string) {
+    const d = (faults.deprecatedServerTypes ?? []).find((x) => x.serverType === t.name && (!x.location || x.location === location));
+    return d ? { announced: d.announced, unavailable_after: d.unavailableAfter } : null;
+  }
+  /** Why a type cannot be had in a location now (not sold there, out of stock, past its deprecation), or undefined. */
+  function unavailableReason(t: SimServerType, location: string): string | undefined {
+    if (!t.locationNames.includes(location)) return `server type ${t.name} is not sold in ${location}`;
+    if ((faults.unavailable ?? []).some((u) => (!u.serverType || u.serverType === t.name) && (!u.location || u.location === location))) {
+      return `server type ${t.name} is unavailable in ${location}`;
+    }
+    const deprecation = deprecationOf(t, location);
+    if (deprecation && Date.parse(deprecation.unavailable_after) <= Date.now()) return `server type ${t.name} is deprecated and no longer available in ${location}`;
+    return undefined;
+  }
+  function removed(t: SimServerType): boolean {
+    return (faults.removedServerTypes ?? []).includes(t.name);
+  }
   function serverTypeJson(t: SimServerType) {
+    // The live API's per-location view (available, recommended, deprecation), which Hetzner's own clients require.
+    const perLocation = t.locationNames.map((n) => {
+      const deprecation = deprecationOf(t, n);
+      const available = unavailableReason(t, n) === undefined;
+      return { id: locations.find((l) => l.name === n)!.id, name: n, deprecation, available, recommended: available && deprecation === null };
+    });
+    const deprecatedEverywhere = perLocation.every((l) => l.deprecation !== null);
     return {
       id: t.id, name: t.name, description: t.name.toUpperCase(), category: t.cpu_type === 'shared' ? 'shared_vcpu' : 'dedicated_vcpu',
-      cores: t.cores, memory: t.memory, disk: t.disk, cpu_type: t.cpu_type, architecture: t.architecture, storage_type: 'local',
-      deprecated: false, deprecation: null,
-      locations: t.locationNames.map((n) => ({ id: locations.find((l) => l.name === n)!.id, name: n, deprecation: null })),
+      cores: t.cores, memory: t.memory, disk: t.disk, cpu_type: t.cpu_type, architecture: t.architecture, storage_type: t.storage_type,
+      deprecated: deprecatedEverywhere, deprecation: deprecatedEverywhere ? perLocation[0]!.deprecation : null,
+      locations: perLocation,
       prices: t.locationNames.map((n) => ({
         location: n, included_traffic: 21990232555520,
         price_hourly: { net: (Number(t.monthlyNet) / 730).toFixed(4), gross: ((Number(t.monthlyNet) / 730) * 1.19).toFixed(4) },
@@ -344,16 +385,18 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const t = serverTypes.find((x) => x.id === s.serverTypeId)!;
     const l = locations.find((x) => x.name === s.location)!;
     const image = state.images.find((i) => i.id === s.imageId);
+    const sold = serverTypes.filter((x) => !removed(x) && x.locationNames.includes(s.location));
+    const available = sold.filter((x) => unavailableReason(x, s.location) === undefined);
     return {
       id: s.id, name: s.name, status: s.status, created: s.created, labels: s.labels, locked: s.lockedBy !== null,
       server_type: serverTypeJson(t), location: locationJson(s.location),
       datacenter: {
         id: l.datacenter.id, name: l.datacenter.name, description: l.datacenter.description, location: locationJson(s.location),
-        server_types: { supported: serverTypes.map((x) => x.id), available: serverTypes.map((x) => x.id), available_for_migration: serverTypes.map((x) => x.id) },
+        server_types: { supported: sold.map((x) => x.id), available: available.map((x) => x.id), available_for_migration: available.map((x) => x.id) },
       },
       image: image ? imageJson(image) : null, iso: null, rescue_enabled: false, backup_window: null,
       public_net: { ipv4: { id: s.id, ip: s.ip, blocked: false, dns_ptr: `static.${s.ip}.clients.local` }, ipv6: null, floating_ips: [], firewalls: [] },
-      private_net: [], primary_disk_size: t.disk, protection: { delete: false, rebuild: false }, load_balancers: [], volumes: [],
+      private_net: [], primary_disk_size: diskOf(s), protection: { delete: false, rebuild: false }, load_balancers: [], volumes: [],
       included_traffic: 21990232555520, ingoing_traffic: 0, outgoing_traffic: 0, placement_group: null,
     };
   }
@@ -390,8 +433,12 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     if (s.lockedBy !== null) throw new ApiError(423, 'locked', 'server is locked by another action');
     if (s.status === 'deleting') throw new ApiError(423, 'locked', 'server is being deleted');
   }
+  /** A type the API still knows (removed types are not found). */
   function serverType(ref: string): SimServerType | undefined {
-    return serverTypes.find((t) => t.name === ref || String(t.id) === ref);
+    return serverTypes.find((t) => (t.name === ref || String(t.id) === ref) && !removed(t));
+  }
+  function diskOf(s: ServerRec): number {
+    return s.diskSize ?? serverTypes.find((t) => t.id === s.serverTypeId)!.disk;
   }
   async function allocateIp(): Promise<string> {
     const used = new Set(state.servers.map((s) => s.ip));
@@ -410,7 +457,9 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
 
   // ---- handlers -----------------------------------------------------------------------------
   async function createServer(b: Record<string, unknown>, project: string) {
-    const name = b.name, typeRef = b.server_type, imageRef = b.image;
+    // Hetzner takes an ID or a name for these; its own clients send IDs as JSON numbers.
+    const idOrName = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : v);
+    const name = b.name, typeRef = idOrName(b.server_type), imageRef = idOrName(b.image), locationRef = idOrName(b.location);
     if (typeof name !== 'string' || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$/.test(name)) throw new ApiError(400, 'invalid_input', 'invalid input in field "name"');
     if (typeof typeRef !== 'string') throw new ApiError(400, 'invalid_input', 'invalid input in field "server_type"');
     if (typeof imageRef !== 'string') throw new ApiError(400, 'invalid_input', 'invalid input in field "image"');
@@ -430,13 +479,14 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const image = state.images.find((i) => (i.name === imageRef || String(i.id) === imageRef) && i.status === 'available'
       && (i.type === 'system' || projectOf(i) === project));
     if (!image) throw new ApiError(400, 'invalid_input', `image ${imageRef} not found`);
-    const locationName = typeof b.location === 'string' ? b.location : type.locationNames[0]!;
+    const locationName = typeof locationRef === 'string' ? locationRef : type.locationNames[0]!;
     if (!locations.some((l) => l.name === locationName || String(l.id) === locationName)) throw new ApiError(400, 'invalid_input', `location ${locationName} not found`);
     const location = locations.find((l) => l.name === locationName || String(l.id) === locationName)!.name;
     if (!type.locationNames.includes(location)) throw new ApiError(400, 'invalid_input', `server type ${type.name} is not supported in ${location}`);
-    if ((faults.unavailable ?? []).some((u) => (!u.serverType || u.serverType === type.name) && (!u.location || u.location === location))) {
-      throw new ApiError(412, 'resource_unavailable', `server type ${type.name} is unavailable in ${location}`);
-    }
+    const unavailable = unavailableReason(type, location);
+    if (unavailable) throw new ApiError(412, 'resource_unavailable', unavailable);
+    // A snapshot keeps its server's disk: it does not fit a type with a smaller one.
+    if (image.diskSize > type.disk) throw new ApiError(422, 'invalid_input', `image disk is bigger than server type disk (${image.diskSize} GB > ${type.disk} GB)`);
     const keyRefs = (b.ssh_keys as unknown[] | undefined) ?? [];
     const rootKeys = keyRefs.map((ref) => {
       const k = state.keys.find((x) => (x.name === ref || String(x.id) === String(ref)) && projectOf(x) === project);
@@ -452,7 +502,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     if (config.ignored.length) log.info({ ignored: config.ignored }, 'cloud-init keys the local cloud ignores');
     const rec: ServerRec = {
       id: nextId(), name, status: 'initializing', created: now(), labels: (b.labels as Record<string, string>) ?? {},
-      serverTypeId: type.id, location, imageId: image.id, ip: await allocateIp(),
+      serverTypeId: type.id, diskSize: type.disk, location, imageId: image.id, ip: await allocateIp(),
       rootPassword: rootKeys.length ? null : randomBytes(12).toString('base64url'), lockedBy: null, disableRoot: config.disableRoot,
       ...(project === defaultProject ? {} : { project }),
     };
@@ -552,7 +602,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         const image: ImageRec = {
           id: nextId(), type, status: 'creating', name: null, description: typeof req.description === 'string' ? req.description : `${s.name}-${now()}`,
           created: now(), labels: (req.labels as Record<string, string>) ?? {}, createdFrom: { id: s.id, name: s.name },
-          diskSize: serverTypes.find((t) => t.id === s.serverTypeId)!.disk, imageSize: null,
+          diskSize: diskOf(s), imageSize: null,
           osFlavor: source?.osFlavor ?? 'debian', osVersion: source?.osVersion ?? null,
           ...(project === defaultProject ? {} : { project }),
         };
@@ -572,14 +622,35 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         if (typeof req.server_type !== 'string' || typeof req.upgrade_disk !== 'boolean') throw new ApiError(400, 'invalid_input', 'server_type and upgrade_disk are required');
         const type = serverType(req.server_type);
         if (!type) throw new ApiError(400, 'invalid_input', `server type ${req.server_type} not found`);
-        if (s.status !== 'off') throw new ApiError(412, 'server_not_stopped', 'the server must be powered off to change its type');
-        if (!type.locationNames.includes(s.location) || (faults.unavailable ?? []).some((u) => (!u.serverType || u.serverType === type.name) && (!u.location || u.location === s.location))) {
-          throw new ApiError(412, 'resource_unavailable', `server type ${type.name} is unavailable in ${s.location}`);
+        // Hetzner: only types with the same storage type (and architecture) and an equal or bigger disk; a disk never shrinks.
+        const current = serverTypes.find((t) => t.id === s.serverTypeId)!;
+        if (type.storage_type !== current.storage_type || type.architecture !== current.architecture) {
+          throw new ApiError(422, 'invalid_server_type', `server type ${type.name} does not fit for the given server`);
         }
+        if (type.disk < diskOf(s)) {
+          throw new ApiError(422, 'invalid_server_type', 'cannot change type because the selected server_type has not sufficient disk space');
+        }
+        const deprecation = deprecationOf(type, s.location);
+        if (deprecation && Date.parse(deprecation.unavailable_after) <= Date.now()) {
+          throw new ApiError(422, 'invalid_server_type', `server type ${type.name} is deprecated`);
+        }
+        if (s.status !== 'off') throw new ApiError(412, 'server_not_stopped', 'the server must be powered off to change its type');
+        const unavailable = unavailableReason(type, s.location);
+        if (unavailable) throw new ApiError(412, 'resource_unavailable', unavailable);
+        const upgradeDisk = req.upgrade_disk;
         const action = startAction('change_server_type', [{ id: s.id, type: 'server' }], async () => undefined, (ok) => {
-          if (ok) s.serverTypeId = type.id;
+          if (!ok) return;
+          s.diskSize = upgradeDisk ? type.disk : diskOf(s);
+          s.serverTypeId = type.id;
         });
         return { status: 201, body: { action: actionJson(action) } };
+      }
+      case 'GET /actions': {
+        // Only by id since 2025-01-30 (listing every action of a project was removed); Hetzner's clients poll this way.
+        const ids = query.getAll('id').map(Number);
+        if (ids.length === 0 || ids.some((n) => !Number.isSafeInteger(n))) throw new ApiError(400, 'invalid_input', 'invalid input in field "id"');
+        const p = paginate(state.actions.filter((a) => ids.includes(a.id)), query);
+        return { status: 200, body: { actions: p.items.map(actionJson), meta: p.meta } };
       }
       case 'GET /actions/{id}': {
         const a = state.actions.find((x) => x.id === id);
@@ -623,7 +694,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         return { status: 204 };
       }
       case 'GET /server_types': {
-        let items = serverTypes;
+        let items = serverTypes.filter((t) => !removed(t));
         const name = query.get('name');
         if (name) items = items.filter((t) => t.name === name);
         const p = paginate(items, query);
@@ -637,6 +708,9 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         if (statuses.length) items = items.filter((i) => statuses.includes(i.status));
         const name = query.get('name');
         if (name) items = items.filter((i) => i.name === name);
+        // Every image here is x86, as the local servers are.
+        const architecture = query.get('architecture');
+        if (architecture && architecture !== 'x86') items = [];
         const p = paginate(items, query);
         return { status: 200, body: { images: p.items.map(imageJson), meta: p.meta } };
       }

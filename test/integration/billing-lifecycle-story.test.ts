@@ -111,6 +111,8 @@ test('checkout → paid → renewal → payment failed → recovered → cancele
   view = await until(user.id, 'expired', (v) => v.stage === 'expired');
   expect(view.server).toBeNull();
   expect(view.dataKeptUntil).not.toBeNull();
+  // The stage turns expired just before the expired mail goes out.
+  for (let i = 0; i < 50 && !doubles.mails.some((m) => m.kind === 'expired'); i++) await sleep(200);
 
   const steps = doubles.steps();
   expect(steps.slice(0, 4)).toEqual(['mail welcome', 'ensureServer cx33@nbg1', 'setupAssistant', 'mail server_ready']);

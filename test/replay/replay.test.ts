@@ -14,10 +14,13 @@ describe('replay of recorded histories', () => {
   it('has histories of the main paths', () => {
     const names = loadHistories().map((h) => h.name);
     for (const path of ['new-customer', 'auto-renew', 'cancel-expire-renew', 'retention-purged', 'payment-failed-recovered-then-grace-over',
-      'idle-stop-wake-and-updates', 'final-backup-failing-override', 'continue-as-new']) {
+      'idle-stop-wake-and-updates', 'final-backup-failing-override', 'continue-as-new', 'plan-downgrade-rebuild', 'hibernate-wake-fallback',
+      // Recorded after billing facts were ordered one by one and messages after the purge started a next life.
+      'renewal-failure-out-of-order', 'delayed-payment', 'purged-then-next-life']) {
       expect(names).toContain(`${path}.json`);
     }
     expect(names).toContain('continue-as-new.run2.json');
+    expect(names).toContain('purged-then-next-life.run2.json');
   });
 
   it('replays every recorded history with the current workflow code', async () => {

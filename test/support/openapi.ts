@@ -30,7 +30,13 @@ export interface OpenApiValidator {
   checked: number;
 }
 
-export function loadHetznerValidator(specPath = hetznerSpecPath): OpenApiValidator | null {
+/**
+ * `checkRequests: false` checks only what the server answered: for exchanges whose requests come from
+ * another client (Hetzner's own libraries send shapes this older spec copy does not list, such as IDs
+ * as numbers), the local cloud's answers are what is under test.
+ */
+export function loadHetznerValidator(specPath = hetznerSpecPath, opts: { checkRequests?: boolean } = {}): OpenApiValidator | null {
+  const checkRequests = opts.checkRequests ?? true;
   if (!existsSync(specPath)) return null;
   const spec = openApiToJsonSchema(JSON.parse(readFileSync(specPath, 'utf8'))) as {
     paths: Record<string, Record<string, Operation>>;
@@ -67,7 +73,7 @@ export function loadHetznerValidator(specPath = hetznerSpecPath): OpenApiValidat
     const where = `${ex.method} ${ex.path} (${op.operationId})`;
     // Request: query parameters are known and typed.
     const params = op.parameters ?? [];
-    for (const [name, values] of Object.entries(ex.query)) {
+    for (const [name, values] of checkRequests ? Object.entries(ex.query) : []) {
       const index = params.findIndex((p) => p.in === 'query' && p.name === name);
       if (index < 0) {
         problems.push(`${where}: query parameter ${name} is not in the spec`);
@@ -79,9 +85,11 @@ export function loadHetznerValidator(specPath = hetznerSpecPath): OpenApiValidat
       const v = validatorAt(`${base}/parameters/${index}/schema`);
       if (!v(value)) problems.push(`${where}: query ${name}: ${describe(v)}`);
     }
-    for (const p of params) if (p.in === 'query' && p.required && !(p.name in ex.query)) problems.push(`${where}: missing query ${p.name}`);
+    for (const p of params) if (checkRequests && p.in === 'query' && p.required && !(p.name in ex.query)) problems.push(`${where}: missing query ${p.name}`);
     // Request body.
-    if (op.requestBody) {
+    if (!checkRequests) {
+      // Only the answer is checked.
+    } else if (op.requestBody) {
       if (ex.requestBody === undefined) {
         if (op.requestBody.required) problems.push(`${where}: request body required`);
       } else {

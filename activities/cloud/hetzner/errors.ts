@@ -36,6 +36,7 @@ export class HetznerError extends Error {
 export function classifyHetznerError(status: number, code: string): ErrorType {
   if (status === 429 || code === 'rate_limit_exceeded') return ErrorType.RateLimited;
   if (capacityCodes.has(code)) return ErrorType.CapacityUnavailable;
+  if (code === 'invalid_server_type') return ErrorType.ServerTypeUnfit;
   if (status >= 500 || transientCodes.has(code)) return ErrorType.Transient;
   if (status === 404 || code === 'not_found') return ErrorType.NotFound;
   // A wrong or read-only token is not the request's fault: an operator must fix the configuration.
