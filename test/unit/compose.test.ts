@@ -6,6 +6,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { expect, test } from 'vitest';
+
+// docker-compose (Python) takes seconds to start, more on a busy machine.
+const composeTimeout = 60_000;
 import { rootDir } from '../../scripts/services/paths.ts';
 import { parseApiConfig } from '../../api/config.ts';
 import { parseWorkerConfig } from '../../worker/config.ts';
@@ -75,7 +78,7 @@ test('docker-compose.yml parses; long-running services have a health check and r
       expect(service.healthcheck?.disable, name).not.toBe(true);
     }
   }
-});
+}, composeTimeout);
 
 test('only the TLS proxy listens publicly; the database, Temporal and object storage have no route out', async () => {
   const config = await composeConfig(productionEnv(writeSecrets()));
@@ -92,7 +95,7 @@ test('only the TLS proxy listens publicly; the database, Temporal and object sto
   for (const name of ['postgres', 'temporal', 'minio', 'temporal-schema', 'temporal-namespace', 'temporal-ui']) {
     expect(networksOf(config.services[name]!), name).toEqual(['backend']);
   }
-});
+}, composeTimeout);
 
 test('each service gets only its own secrets, as files, and web and worker start with them in production', async () => {
   const secretsDir = writeSecrets();
@@ -120,10 +123,10 @@ test('each service gets only its own secrets, as files, and web and worker start
   // Without its secret files, the web process refuses to start and names what is missing.
   const missing = { ...envOf('web'), SESSION_SECRET_FILE: path.join(secretsDir, 'no-such-secret') };
   expect(() => parseApiConfig(missing)).toThrow(/SESSION_SECRET_FILE\s+cannot read the file it names \(ENOENT\)/);
-});
+}, composeTimeout);
 
 test('without its settings, docker-compose refuses to start and names what is missing', async () => {
   const env = productionEnv(writeSecrets());
   delete (env as Record<string, string | undefined>).BERTH_DOMAIN;
   await expect(composeConfig(env)).rejects.toThrow(/BERTH_DOMAIN/);
-});
+}, composeTimeout);
