@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { AuditLogTable } from './tables/audit-log.ts';
 import type { BackupsTable } from './tables/backups.ts';
+import type { CloudAssignmentsTable } from './tables/cloud-assignments.ts';
 import type { CustomersTable } from './tables/customers.ts';
 import type { EmailLogTable } from './tables/email-log.ts';
 import type { EncryptedSecretsTable } from './tables/encrypted-secrets.ts';
@@ -25,6 +26,7 @@ export interface Database {
   emailLog: EmailLogTable;
   auditLog: AuditLogTable;
   encryptedSecrets: EncryptedSecretsTable;
+  cloudAssignments: CloudAssignmentsTable;
 }
 
 /** What repository functions take first: the database, or a transaction on it (a Transaction is a Kysely). */
@@ -32,6 +34,7 @@ export type Db = Kysely<Database>;
 
 export type * from './tables/audit-log.ts';
 export type * from './tables/backups.ts';
+export type * from './tables/cloud-assignments.ts';
 export type * from './tables/customers.ts';
 export type * from './tables/email-log.ts';
 export type * from './tables/encrypted-secrets.ts';

@@ -2,7 +2,6 @@
  * The worker process: parses its configuration (one clear message and exit 1 if it is bad), builds
  * the real clients from it, and runs Berth's workflows and activities on the task queue.
  */
-import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -13,9 +12,10 @@ import { createLogger } from '../lib/log.ts';
 import { masterKeysFrom } from '../lib/secrets.ts';
 import { customerWorkflowStart } from '../lib/lifecycle-client.ts';
 import { backupProgressSignal } from '../workflows/messages.ts';
-import { rootDir } from '../scripts/services/paths.ts';
+import { workflowsPath } from './bundle.ts';
 import { createHetznerClient } from '../activities/cloud/hetzner/client.ts';
 import { createCloudActivities, createServerAccess } from '../activities/cloud/provisioning.ts';
+import { createCloudFleet } from '../activities/cloud/fleet.ts';
 import { createBackupService } from '../activities/backups/service.ts';
 import { createKyselyBackupStore } from '../activities/backups/store.ts';
 import { connectByFingerprint, createBackupActivities } from '../activities/backups/activities.ts';
@@ -44,8 +44,19 @@ const localCloud = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.H
 const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
 
+// One client per project: each keeps its own project's request budget.
+const fleet = config.HCLOUD_PROJECTS && createCloudFleet({
+  db,
+  log,
+  projects: config.HCLOUD_PROJECTS.map((p) => ({
+    name: p.name,
+    serverLimit: p.serverLimit ?? null,
+    client: createHetznerClient({ endpoint: p.endpoint ?? config.HCLOUD_ENDPOINT, token: p.token, log }),
+  })),
+});
 const cloudDeps = {
-  hetzner: createHetznerClient({ endpoint: config.HCLOUD_ENDPOINT, token: config.HCLOUD_TOKEN, log }),
+  hetzner: fleet ? fleet.projects[0]!.client : createHetznerClient({ endpoint: config.HCLOUD_ENDPOINT, token: config.HCLOUD_TOKEN, log }),
+  ...(fleet ? { fleet } : {}),
   db,
   masterKeys,
   log,
@@ -113,13 +124,14 @@ const worker = await Worker.create({
   connection,
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.TEMPORAL_TASK_QUEUE,
-  workflowsPath: path.join(rootDir, 'workflows', 'index.ts'),
+  // Production loads the bundle the image built (worker/bundle.ts); elsewhere the code is bundled at start.
+  ...(config.WORKFLOW_BUNDLE ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE } } : { workflowsPath }),
   activities,
 });
 
 log.info({ prune: await ensurePruneSchedule(client, config.TEMPORAL_TASK_QUEUE) }, 'backup prune schedule');
 await ensureReconciliationSchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowType: 'stripeReconciliation' });
-log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, cloud: localCloud ? 'local' : 'hetzner', billing: config.billing, mailer: config.mailer }, 'worker ready');
+log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, workflows: config.WORKFLOW_BUNDLE ? 'prebuilt bundle' : 'bundled at start', cloud: localCloud ? 'local' : 'hetzner', cloudProjects: fleet ? fleet.projects.map((p) => p.name) : 1, billing: config.billing, mailer: config.mailer }, 'worker ready');
 
 // SIGINT/SIGTERM: the SDK's default shutdown signals; run() resolves once in-flight tasks finish.
 await worker.run();

@@ -23,6 +23,7 @@ import { decryptSecret, type MasterKeys } from '../../lib/secrets.ts';
 import type {
   AssistantSettings, CloudActivities, DeleteServerInput, EnsureServerInput, ServerSummary,
 } from '../contracts.ts';
+import type { CloudFleet, CloudProject } from './fleet.ts';
 import type { HetznerClient } from './hetzner/client.ts';
 import { HetznerError, toApplicationFailure } from './hetzner/errors.ts';
 import type { Image, Server, ServerType } from './hetzner/types.ts';
@@ -45,7 +46,10 @@ export function serverName(customerId: string): string {
 }
 
 export interface CloudDeps {
+  /** The one project's client; with a `fleet`, the client of each customer's project is used instead. */
   hetzner: HetznerClient;
+  /** Several cloud projects: each customer's server lives in the project assigned to them (fleet.ts). */
+  fleet?: CloudFleet;
   db: Db;
   masterKeys: MasterKeys;
   log: Logger;
@@ -87,20 +91,51 @@ export interface AssistantConnection {
 
 /** Builds the cloud activities from their dependencies. */
 export function createCloudActivities(deps: CloudDeps): CloudActivities {
-  const p = createProvisioning(deps);
+  const { base: p, forCustomer, ensureServer } = routedProvisioning(deps);
   return {
-    ensureServer: (input) => p.activity('ensureServer', () => p.ensureServer(input)),
-    setupAssistant: (input) => p.activity('setupAssistant', () => p.setupAssistant(input)),
+    ensureServer: (input) => p.activity('ensureServer', () => ensureServer(input)),
+    setupAssistant: (input) => p.activity('setupAssistant', async () => (await forCustomer(input.customerId)).setupAssistant(input)),
     applySettings: (input) => p.activity('applySettings', async () => {
-      await p.setupAssistant(input);
+      await (await forCustomer(input.customerId)).setupAssistant(input);
     }),
-    powerOn: (input) => p.activity('powerOn', () => p.powerOn(input)),
-    powerOff: (input) => p.activity('powerOff', () => p.powerOff(input)),
-    hibernate: (input) => p.activity('hibernate', () => p.hibernate(input)),
-    wakeFromSnapshot: (input) => p.activity('wakeFromSnapshot', () => p.wakeFromSnapshot(input)),
-    changeServerType: (input) => p.activity('changeServerType', () => p.changeServerType(input)),
-    deleteServer: (input) => p.activity('deleteServer', () => p.deleteServer(input)),
+    powerOn: (input) => p.activity('powerOn', async () => (await forCustomer(input.customerId)).powerOn(input)),
+    powerOff: (input) => p.activity('powerOff', async () => (await forCustomer(input.customerId)).powerOff(input)),
+    hibernate: (input) => p.activity('hibernate', async () => (await forCustomer(input.customerId)).hibernate(input)),
+    wakeFromSnapshot: (input) => p.activity('wakeFromSnapshot', async () => (await forCustomer(input.customerId)).wakeFromSnapshot(input)),
+    changeServerType: (input) => p.activity('changeServerType', async () => (await forCustomer(input.customerId)).changeServerType(input)),
+    deleteServer: (input) => p.activity('deleteServer', async () => (await forCustomer(input.customerId)).deleteServer(input)),
   };
+}
+
+/**
+ * Provisioning bound to the customer's cloud project: the one client without a fleet, else the
+ * client of the project the fleet assigned. ensureServer moves a customer whose project refused the
+ * server for lack of room (`resource_limit_exceeded`) to the next project with room.
+ */
+function routedProvisioning(deps: CloudDeps) {
+  type Provisioning = ReturnType<typeof createProvisioning>;
+  const base = createProvisioning(deps);
+  const byProject = new Map<string, Provisioning>();
+  const of = (project: CloudProject): Provisioning => {
+    let p = byProject.get(project.name);
+    if (!p) byProject.set(project.name, (p = createProvisioning({ ...deps, hetzner: project.client })));
+    return p;
+  };
+  const forCustomer = async (customerId: string): Promise<Provisioning> => (deps.fleet ? of(await deps.fleet.projectFor(customerId)) : base);
+  async function ensureServer(input: EnsureServerInput): Promise<ServerSummary> {
+    const fleet = deps.fleet;
+    if (!fleet) return base.ensureServer(input);
+    let project = await fleet.projectFor(input.customerId);
+    for (;;) {
+      try {
+        return await of(project).ensureServer(input);
+      } catch (err) {
+        if (!(err instanceof HetznerError && err.code === 'resource_limit_exceeded')) throw err;
+        project = await fleet.moveOn(input.customerId, project.name);
+      }
+    }
+  }
+  return { base, forCustomer, ensureServer };
 }
 
 /** How to reach a customer's server over SSH: address, login, the customer's key and the pinned host key. */
@@ -117,10 +152,10 @@ export function createServerAccess(deps: CloudDeps): {
   connectAssistant(customerId: string, serverId: string): Promise<AssistantConnection>;
   sshTarget(customerId: string, serverId: string): Promise<ServerSshTarget>;
 } {
-  const p = createProvisioning(deps);
+  const { base: p, forCustomer } = routedProvisioning(deps);
   return {
-    connectAssistant: (customerId, serverId) => p.run(() => p.connectAssistant(customerId, serverId)),
-    sshTarget: (customerId, serverId) => p.run(() => p.sshTarget(customerId, serverId)),
+    connectAssistant: (customerId, serverId) => p.run(async () => (await forCustomer(customerId)).connectAssistant(customerId, serverId)),
+    sshTarget: (customerId, serverId) => p.run(async () => (await forCustomer(customerId)).sshTarget(customerId, serverId)),
   };
 }
 

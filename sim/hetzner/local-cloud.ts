@@ -66,6 +66,12 @@ export interface LocalCloudOptions {
   token?: string;
   /** Budget per window; Hetzner: 3600 per hour, refilled gradually. */
   rateLimit?: { limit: number; windowMs: number };
+  /**
+   * Several Hetzner projects behind one endpoint, told apart by their tokens (then `token` and
+   * `rateLimit` are not used): each sees only its own servers, snapshots and keys, has its own request
+   * budget, and refuses a server past its limit with 403 `resource_limit_exceeded`.
+   */
+  projects?: LocalCloudProject[];
   /** How long actions take, per command or one number for all (default 300 ms). */
   actionDurationMs?: number | Record<string, number>;
   faults?: LocalCloudFaults;
@@ -75,6 +81,16 @@ export interface LocalCloudOptions {
   sshPort?: number;
   onExchange?: (exchange: Exchange) => void;
   log?: Logger;
+}
+
+/** One project of the local cloud (see LocalCloudOptions.projects). */
+export interface LocalCloudProject {
+  name: string;
+  token: string;
+  /** Servers the project may hold at once, as Hetzner's per-project limit (default: no limit). */
+  serverLimit?: number;
+  /** Budget per window (default 3600 per hour). */
+  rateLimit?: { limit: number; windowMs: number };
 }
 
 export interface RequestRecord {
@@ -115,6 +131,8 @@ interface ServerRec {
   rootPassword: string | null;
   lockedBy: number | null;
   disableRoot: boolean;
+  /** The project it belongs to (absent in state saved before projects: the default project). */
+  project?: string;
 }
 
 interface ImageRec {
@@ -130,6 +148,7 @@ interface ImageRec {
   imageSize: number | null;
   osFlavor: string;
   osVersion: string | null;
+  project?: string;
 }
 
 interface KeyRec {
@@ -139,6 +158,7 @@ interface KeyRec {
   fingerprint: string;
   labels: Record<string, string>;
   created: string;
+  project?: string;
 }
 
 interface ActionRec {
@@ -222,10 +242,14 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
   let faults: LocalCloudFaults = opts.faults ?? {};
   const faultCounts = new Map<string, number>();
   const requests: RequestRecord[] = [];
-  const rate = opts.rateLimit ?? { limit: 3600, windowMs: 3_600_000 };
-  let tokens = rate.limit;
-  let tokensAt = Date.now();
-  let blockedUntil = 0;
+  const defaultProject = 'default';
+  const projects: LocalCloudProject[] = opts.projects ?? [{ name: defaultProject, token: opts.token ?? '', rateLimit: opts.rateLimit }];
+  /** Each project's request budget: a bucket refilled gradually, and a block set by an injected 429. */
+  const budgets = new Map(projects.map((p) => {
+    const rate = p.rateLimit ?? { limit: 3600, windowMs: 3_600_000 };
+    return [p.name, { rate, tokens: rate.limit, tokensAt: Date.now(), blockedUntil: 0 }];
+  }));
+  const projectOf = (rec: { project?: string }) => rec.project ?? defaultProject;
   const block = opts.addressBlock ?? 1 + Math.floor(Math.random() * 250);
   const sshPort = opts.sshPort ?? 22;
   const machines = new Map<number, Machine>();
@@ -249,17 +273,19 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
   }
 
   // ---- rate limit ---------------------------------------------------------------------------
-  function refill(t: number) {
-    tokens = Math.min(rate.limit, tokens + ((t - tokensAt) * rate.limit) / rate.windowMs);
-    tokensAt = t;
+  type Budget = NonNullable<ReturnType<typeof budgets.get>>;
+  function refill(b: Budget, t: number) {
+    b.tokens = Math.min(b.rate.limit, b.tokens + ((t - b.tokensAt) * b.rate.limit) / b.rate.windowMs);
+    b.tokensAt = t;
   }
-  function rateHeaders(t: number): Record<string, string> {
+  function rateHeaders(b: Budget | undefined, t: number): Record<string, string> {
+    if (!b) return {};
     // An injected 429 blocks until its own reset; otherwise reset is when the budget is full again.
-    const blocked = t < blockedUntil;
-    const resetMs = blocked ? blockedUntil : t + ((rate.limit - tokens) * rate.windowMs) / rate.limit;
+    const blocked = t < b.blockedUntil;
+    const resetMs = blocked ? b.blockedUntil : t + ((b.rate.limit - b.tokens) * b.rate.windowMs) / b.rate.limit;
     return {
-      'RateLimit-Limit': String(rate.limit),
-      'RateLimit-Remaining': String(blocked ? 0 : Math.max(0, Math.floor(tokens))),
+      'RateLimit-Limit': String(b.rate.limit),
+      'RateLimit-Remaining': String(blocked ? 0 : Math.max(0, Math.floor(b.tokens))),
       'RateLimit-Reset': String(Math.ceil(resetMs / 1000)),
     };
   }
@@ -398,8 +424,8 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       throw new ApiError(400, 'invalid_input', (err as Error).message);
     }
   }
-  function findServer(id: number): ServerRec {
-    const s = state.servers.find((x) => x.id === id);
+  function findServerIn(id: number, project: string): ServerRec {
+    const s = state.servers.find((x) => x.id === id && projectOf(x) === project);
     if (!s) throw new ApiError(404, 'not_found', `server with ID '${id}' not found`);
     return s;
   }
@@ -430,7 +456,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
   }
 
   // ---- handlers -----------------------------------------------------------------------------
-  async function createServer(b: Record<string, unknown>) {
+  async function createServer(b: Record<string, unknown>, project: string) {
     // Hetzner takes an ID or a name for these; its own clients send IDs as JSON numbers.
     const idOrName = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : v);
     const name = b.name, typeRef = idOrName(b.server_type), imageRef = idOrName(b.image), locationRef = idOrName(b.location);
@@ -442,10 +468,16 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     if (b.user_data !== undefined && (typeof b.user_data !== 'string' || Buffer.byteLength(b.user_data) > 32 * 1024)) {
       throw new ApiError(400, 'invalid_input', 'user_data must be a string of at most 32 KiB');
     }
-    if (state.servers.some((s) => s.name === name)) throw new ApiError(409, 'uniqueness_error', 'server name is already used');
+    const own = state.servers.filter((s) => projectOf(s) === project);
+    if (own.some((s) => s.name === name)) throw new ApiError(409, 'uniqueness_error', 'server name is already used');
+    const limit = projects.find((p) => p.name === project)?.serverLimit;
+    if (limit !== undefined && own.length >= limit) {
+      throw new ApiError(403, 'resource_limit_exceeded', `server limit of ${limit} reached for this project`);
+    }
     const type = serverType(typeRef);
     if (!type) throw new ApiError(400, 'invalid_input', `server type ${typeRef} not found`);
-    const image = state.images.find((i) => (i.name === imageRef || String(i.id) === imageRef) && i.status === 'available');
+    const image = state.images.find((i) => (i.name === imageRef || String(i.id) === imageRef) && i.status === 'available'
+      && (i.type === 'system' || projectOf(i) === project));
     if (!image) throw new ApiError(400, 'invalid_input', `image ${imageRef} not found`);
     const locationName = typeof locationRef === 'string' ? locationRef : type.locationNames[0]!;
     if (!locations.some((l) => l.name === locationName || String(l.id) === locationName)) throw new ApiError(400, 'invalid_input', `location ${locationName} not found`);
@@ -457,7 +489,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     if (image.diskSize > type.disk) throw new ApiError(422, 'invalid_input', `image disk is bigger than server type disk (${image.diskSize} GB > ${type.disk} GB)`);
     const keyRefs = (b.ssh_keys as unknown[] | undefined) ?? [];
     const rootKeys = keyRefs.map((ref) => {
-      const k = state.keys.find((x) => x.name === ref || String(x.id) === String(ref));
+      const k = state.keys.find((x) => (x.name === ref || String(x.id) === String(ref)) && projectOf(x) === project);
       if (!k) throw new ApiError(400, 'invalid_input', `ssh key ${String(ref)} not found`);
       return k.public_key;
     });
@@ -472,6 +504,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       id: nextId(), name, status: 'initializing', created: now(), labels: (b.labels as Record<string, string>) ?? {},
       serverTypeId: type.id, diskSize: type.disk, location, imageId: image.id, ip: await allocateIp(),
       rootPassword: rootKeys.length ? null : randomBytes(12).toString('base64url'), lockedBy: null, disableRoot: config.disableRoot,
+      ...(project === defaultProject ? {} : { project }),
     };
     state.servers.push(rec);
     const machine = machineFor(rec);
@@ -525,10 +558,12 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     return startAction(command, [{ id: s.id, type: 'server' }], () => machine.stop(command === 'shutdown_server'), () => { s.status = 'off'; });
   }
 
-  async function handle(method: string, template: string, id: number, query: URLSearchParams, b: unknown): Promise<{ status: number; body?: unknown }> {
+  async function handle(method: string, template: string, id: number, query: URLSearchParams, b: unknown, project: string): Promise<{ status: number; body?: unknown }> {
+    const findServer = (serverId: number) => findServerIn(serverId, project);
+    const mine = <T extends { project?: string }>(items: T[]) => items.filter((x) => projectOf(x) === project);
     switch (`${method} ${template}`) {
       case 'GET /servers': {
-        let items = selectorFilter(state.servers, query);
+        let items = selectorFilter(mine(state.servers), query);
         const name = query.get('name');
         if (name) items = items.filter((s) => s.name === name);
         const statuses = query.getAll('status');
@@ -537,7 +572,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         return { status: 200, body: { servers: p.items.map(serverJson), meta: p.meta } };
       }
       case 'POST /servers':
-        return createServer(body(b));
+        return createServer(body(b), project);
       case 'GET /servers/{id}':
         return { status: 200, body: { server: serverJson(findServer(id)) } };
       case 'DELETE /servers/{id}': {
@@ -569,6 +604,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
           created: now(), labels: (req.labels as Record<string, string>) ?? {}, createdFrom: { id: s.id, name: s.name },
           diskSize: diskOf(s), imageSize: null,
           osFlavor: source?.osFlavor ?? 'debian', osVersion: source?.osVersion ?? null,
+          ...(project === defaultProject ? {} : { project }),
         };
         state.images.push(image);
         const action = startAction('create_image', [{ id: s.id, type: 'server' }, { id: image.id, type: 'image' }],
@@ -622,7 +658,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         return { status: 200, body: { action: actionJson(a) } };
       }
       case 'GET /ssh_keys': {
-        let items = selectorFilter(state.keys, query);
+        let items = selectorFilter(mine(state.keys), query);
         const name = query.get('name');
         if (name) items = items.filter((k) => k.name === name);
         const fp = query.get('fingerprint');
@@ -638,20 +674,21 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         if (problem) throw new ApiError(400, 'invalid_input', problem);
         const fingerprint = md5Fingerprint(req.public_key);
         if (!fingerprint) throw new ApiError(400, 'invalid_input', 'invalid input in field "public_key"');
-        if (state.keys.some((k) => k.name === req.name)) throw new ApiError(409, 'uniqueness_error', 'SSH key with the same name already exists');
-        if (state.keys.some((k) => k.fingerprint === fingerprint)) throw new ApiError(409, 'uniqueness_error', 'SSH key with the same fingerprint already exists');
-        const key: KeyRec = { id: nextId(), name: req.name, public_key: req.public_key.trim(), fingerprint, labels: (req.labels as Record<string, string>) ?? {}, created: now() };
+        if (mine(state.keys).some((k) => k.name === req.name)) throw new ApiError(409, 'uniqueness_error', 'SSH key with the same name already exists');
+        if (mine(state.keys).some((k) => k.fingerprint === fingerprint)) throw new ApiError(409, 'uniqueness_error', 'SSH key with the same fingerprint already exists');
+        const key: KeyRec = { id: nextId(), name: req.name, public_key: req.public_key.trim(), fingerprint, labels: (req.labels as Record<string, string>) ?? {}, created: now(),
+          ...(project === defaultProject ? {} : { project }) };
         state.keys.push(key);
         save();
         return { status: 201, body: { ssh_key: keyJson(key) } };
       }
       case 'GET /ssh_keys/{id}': {
-        const k = state.keys.find((x) => x.id === id);
+        const k = mine(state.keys).find((x) => x.id === id);
         if (!k) throw new ApiError(404, 'not_found', `ssh_key with ID '${id}' not found`);
         return { status: 200, body: { ssh_key: keyJson(k) } };
       }
       case 'DELETE /ssh_keys/{id}': {
-        if (!state.keys.some((x) => x.id === id)) throw new ApiError(404, 'not_found', `ssh_key with ID '${id}' not found`);
+        if (!mine(state.keys).some((x) => x.id === id)) throw new ApiError(404, 'not_found', `ssh_key with ID '${id}' not found`);
         state.keys = state.keys.filter((x) => x.id !== id);
         save();
         return { status: 204 };
@@ -664,7 +701,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         return { status: 200, body: { server_types: p.items.map(serverTypeJson), meta: p.meta } };
       }
       case 'GET /images': {
-        let items = selectorFilter(state.images, query);
+        let items = selectorFilter(state.images.filter((i) => i.type === 'system' || projectOf(i) === project), query);
         const types = query.getAll('type');
         if (types.length) items = items.filter((i) => types.includes(i.type));
         const statuses = query.getAll('status');
@@ -678,12 +715,12 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         return { status: 200, body: { images: p.items.map(imageJson), meta: p.meta } };
       }
       case 'GET /images/{id}': {
-        const i = state.images.find((x) => x.id === id);
+        const i = state.images.find((x) => x.id === id && (x.type === 'system' || projectOf(x) === project));
         if (!i) throw new ApiError(404, 'not_found', `image with ID '${id}' not found`);
         return { status: 200, body: { image: imageJson(i) } };
       }
       case 'DELETE /images/{id}': {
-        const i = state.images.find((x) => x.id === id);
+        const i = state.images.find((x) => x.id === id && (x.type === 'system' || projectOf(x) === project));
         if (!i) throw new ApiError(404, 'not_found', `image with ID '${id}' not found`);
         if (i.type === 'system') throw new ApiError(403, 'forbidden', 'system images cannot be deleted');
         state.images = state.images.filter((x) => x !== i);
@@ -732,6 +769,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         let status = 500;
         let responseBody: unknown;
         let headers: Record<string, string> = {};
+        let budget: Budget | undefined;
         const record: RequestRecord = { at: arrived, method, path: rel, template, status: 0 };
         requests.push(record);
         try {
@@ -745,12 +783,15 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
           }
           const auth = req.headers.authorization ?? '';
           const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-          if (!token || (opts.token && token !== opts.token)) throw new ApiError(401, 'unauthorized', 'unable to authenticate');
-          refill(arrived);
-          if (arrived < blockedUntil || tokens < 1) {
-            throw new ApiError(429, 'rate_limit_exceeded', 'limit of requests per hour reached', rateHeaders(arrived));
+          // A project's token, or (one project, no token set) any non-empty token.
+          const project = projects.find((p) => p.token === token) ?? (!opts.projects && !opts.token && token ? projects[0] : undefined);
+          if (!token || !project) throw new ApiError(401, 'unauthorized', 'unable to authenticate');
+          budget = budgets.get(project.name)!;
+          refill(budget, arrived);
+          if (arrived < budget.blockedUntil || budget.tokens < 1) {
+            throw new ApiError(429, 'rate_limit_exceeded', 'limit of requests per hour reached', rateHeaders(budget, arrived));
           }
-          tokens -= 1;
+          budget.tokens -= 1;
           const fault = injectedFault(`${method} ${template}`);
           if (fault === 'timeout') {
             hanging.add(res);
@@ -759,20 +800,20 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
             return;
           }
           if (fault === 'rateLimit') {
-            blockedUntil = Math.ceil((arrived + (faults.rateLimitResetMs ?? 1000)) / 1000) * 1000;
-            throw new ApiError(429, 'rate_limit_exceeded', 'limit of requests per hour reached', rateHeaders(arrived));
+            budget.blockedUntil = Math.ceil((arrived + (faults.rateLimitResetMs ?? 1000)) / 1000) * 1000;
+            throw new ApiError(429, 'rate_limit_exceeded', 'limit of requests per hour reached', rateHeaders(budget, arrived));
           }
           if (fault === 'serverError') throw new ApiError(500, 'server_error', 'an internal error occurred');
           if (!route) throw new ApiError(404, 'not_found', `no route for ${method} ${rel}`);
-          const result = await handle(method, template, id, url.searchParams, requestBody);
+          const result = await handle(method, template, id, url.searchParams, requestBody, project.name);
           status = result.status;
           responseBody = result.body;
-          headers = rateHeaders(Date.now());
+          headers = rateHeaders(budget, Date.now());
         } catch (err) {
           if (err instanceof ApiError) {
             status = err.status;
             responseBody = { error: { code: err.code, message: err.message, details: null } };
-            headers = { ...rateHeaders(Date.now()), ...err.headers };
+            headers = { ...rateHeaders(budget, Date.now()), ...err.headers };
           } else {
             log.error({ err }, 'local cloud handler failed');
             status = 500;
