@@ -15,8 +15,10 @@
  *   references to encrypted secrets, never the secrets themselves.
  */
 
-/** Plans a customer can buy; plan details (server types, retention) live in the workflow config. */
-export type PlanId = 'starter' | 'pro' | 'enterprise';
+import type { PlanId } from '../lib/product.ts';
+
+/** Plans a customer can buy; what each one is lives in lib/product.ts. */
+export type { PlanId };
 
 /** What the workflow knows about a customer's server. */
 export interface ServerSummary {
