@@ -3,8 +3,8 @@
  * their assistant, each a WebSocket on the api's HTTP server (`/ws/terminal`, `/ws/chat`).
  *
  * Who: the session cookie decides the user, and a user reaches only the live server recorded for
- * them (DESIGN invariant 5); the Origin must be the app's own, so another site cannot open a socket
- * with the customer's cookie. How: SSH with the customer's key and the pinned host key (invariant 7);
+ * them (invariant 5, docs/invariants.md); the Origin must be the app's own, so another site cannot open a socket
+ * with the customer's cookie. How: SSH with the customer's key and the pinned host key (invariant 7, docs/invariants.md);
  * the terminal is an interactive shell with a PTY, the chat goes through an SSH tunnel to the
  * assistant's gateway on the server (never exposed), authenticated with the customer's gateway token.
  *

@@ -175,7 +175,7 @@ function createProvisioning(deps: CloudDeps) {
     return servers[0];
   }
 
-  /** The server, checked to belong to the customer (invariant 5); undefined if it is gone. */
+  /** The server, checked to belong to the customer (invariant 5, docs/invariants.md); undefined if it is gone. */
   async function ownedServer(customerId: string, serverId: string): Promise<Server | undefined> {
     const id = Number(serverId);
     if (!Number.isSafeInteger(id) || id <= 0) throw ApplicationFailure.nonRetryable(`bad server id ${JSON.stringify(serverId)}`, ErrorType.InvalidInput);
@@ -613,7 +613,7 @@ function createProvisioning(deps: CloudDeps) {
     return summary(server);
   }
 
-  /** Invariant 1: a server is deleted only with a completed, verified backup of it (of this customer). */
+  /** Invariant 1 (docs/invariants.md): a server is deleted only with a completed, verified backup of it (of this customer). */
   async function requireVerifiedBackup(customerId: string, serverId: string, backupId: string, what: string): Promise<void> {
     const row = await findServerByProviderId(db, Number(serverId));
     const backup = await findBackup(db, backupId).catch(() => undefined);

@@ -11,7 +11,7 @@ import { backups, billing, cloud, failureMessage, failureType, mail } from './ac
 import type { Lifecycle } from './lifecycle.ts';
 import { bounds, lifecyclePatches, pushBounded, type ServerState } from './state.ts';
 
-/** Sends a mail once per idempotency key (invariant 3); a failure is noted, not fatal. */
+/** Sends a mail once per idempotency key (invariant 3, docs/invariants.md); a failure is noted, not fatal. */
 export async function sendMailOnce(lc: Lifecycle, kind: MailKind, occasion: string, data: MailData): Promise<void> {
   const idempotencyKey = `${lc.workflowId}:${kind}:${occasion}`;
   if (lc.state.sentMailKeys.includes(idempotencyKey)) return;
@@ -125,7 +125,7 @@ export async function goIdle(lc: Lifecycle, manual: boolean): Promise<void> {
   if (server === null || server.power !== 'running') return;
   const serverId = server.summary.serverId;
   if (!manual && lc.config.idle.policy === 'hibernate') {
-    // Hibernation deletes the server: like expiry, only after a verified backup of it (invariant 1).
+    // Hibernation deletes the server: like expiry, only after a verified backup of it (invariant 1, docs/invariants.md).
     const verified = await backup(lc, 'before_hibernate', state.lastActivityAt);
     const { snapshotId } = await cloud.hibernate.executeWithOptions({ summary: 'hibernate (snapshot + delete)' }, [{ customerId, serverId, verifiedBackupId: verified.backupId }]);
     state.server = { power: 'hibernated', snapshotId, serverType: server.summary.serverType, location: server.summary.location, plan: server.plan };

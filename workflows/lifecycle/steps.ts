@@ -200,9 +200,10 @@ async function changePlanFitting(lc: Lifecycle, target: PlanId): Promise<void> {
 
 /**
  * The server cannot take the plan's types in place (Hetzner never shrinks a disk): a verified
- * backup of it, then its deletion (invariant 1), then the restoring phase creates the plan's server
- * (invariant 2: only after the old one is gone) and restores that backup. A failure before the
- * deletion leaves the server as it was; the main loop tries again after its cool-down.
+ * backup of it, then its deletion (invariant 1, docs/invariants.md), then the restoring phase
+ * creates the plan's server (invariant 2: only after the old one is gone) and restores that backup.
+ * A failure before the deletion leaves the server as it was; the main loop tries again after its
+ * cool-down.
  */
 async function rebuildForPlan(lc: Lifecycle, target: PlanId, unfit: string[]): Promise<void> {
   const { state, customerId } = lc;
@@ -267,7 +268,7 @@ async function runDeadline(lc: Lifecycle, deadline: Deadline): Promise<void> {
   }
 }
 
-/** Access ended: the verified final backup, then the server's deletion (invariant 1), the expired mail. */
+/** Access ended: the verified final backup, then the server's deletion (invariant 1, docs/invariants.md), the expired mail. */
 async function finalBackupAndDelete(lc: Lifecycle, periodEnd: string): Promise<void> {
   const { state, config, customerId } = lc;
   const override = state.deletionOverride;
@@ -277,7 +278,7 @@ async function finalBackupAndDelete(lc: Lifecycle, periodEnd: string): Promise<v
       await ensureRunning(lc);
       verified = await backup(lc, 'final', periodEnd);
     } catch (err) {
-      // Invariant 1: no verified backup, no delete. Keep the server and try again later.
+      // Invariant 1 (docs/invariants.md): no verified backup, no delete. Keep the server and try again later.
       state.failures += 1;
       const delay = finalBackupRetryDelayMs(state.failures, config);
       state.retryAt = toIso(Date.now() + delay);
