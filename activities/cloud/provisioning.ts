@@ -17,7 +17,7 @@ import type { Db, ServerStatus } from '../../db/database.ts';
 import { appendAudit, listAuditForSubject } from '../../db/repositories/audit-log.ts';
 import { findBackup } from '../../db/repositories/backups.ts';
 import { findLiveServer, findServerByProviderId, markServerDeleted, recordServer, setServerStatus } from '../../db/repositories/servers.ts';
-import { ErrorType } from '../../lib/errors.ts';
+import { ErrorType, errorMessage } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { decryptSecret, type MasterKeys } from '../../lib/secrets.ts';
 import type {
@@ -138,7 +138,7 @@ function createProvisioning(deps: CloudDeps) {
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
       if (err instanceof HetznerError) throw toApplicationFailure(err);
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       throw ApplicationFailure.create({ message, type: ErrorType.Transient, cause: err instanceof Error ? err : undefined });
     }
   }

@@ -1,6 +1,7 @@
 /**
  * The project speaks of itself: comments cite invariants from docs/invariants.md (never an issue
- * number), and every decision says when it was taken and whether it still holds.
+ * number), every decision says when it was taken and whether it still holds, and an error's message
+ * is read one way (lib/errors.ts errorMessage; workflow code keeps its own failureMessage).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -54,4 +55,10 @@ describe('comments and docs', () => {
   it("decision 001's hibernation line says it is superseded by 008", () => {
     expect(read('docs/decisions/001-lifecycle-workflow.md')).toMatch(/Superseded by 008[^\n]*\n\s+\*\*Hibernation deletes a server/);
   });
+});
+
+it('an error message is read one way: errorMessage (lib/errors.ts), outside workflow code', () => {
+  const copies = code.filter((f) => f !== 'lib/errors.ts' && !f.startsWith('workflows/') && f !== thisFile)
+    .filter((f) => /(\w+) instanceof Error \? \1\.message : String\(\1\)/.test(read(f)));
+  expect(copies).toEqual([]);
 });
