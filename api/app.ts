@@ -4,6 +4,7 @@ import { createRequestHandler } from '@react-router/express';
 import { RouterContextProvider, type RouterContext, type ServerBuild } from 'react-router';
 import type { Logger } from '../lib/log.ts';
 import type { WebServices } from './services.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 export interface AppDeps {
   log: Logger;
@@ -34,7 +35,7 @@ export function createApp(deps: AppDeps): Express {
         results[name] = 'ok';
       } catch (err) {
         ok = false;
-        results[name] = err instanceof Error ? err.message : String(err);
+        results[name] = errorMessage(err);
       }
     }
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks: results });

@@ -3,8 +3,8 @@
  * their assistant, each a WebSocket on the api's HTTP server (`/ws/terminal`, `/ws/chat`).
  *
  * Who: the session cookie decides the user, and a user reaches only the live server recorded for
- * them (DESIGN invariant 5); the Origin must be the app's own, so another site cannot open a socket
- * with the customer's cookie. How: SSH with the customer's key and the pinned host key (invariant 7);
+ * them (invariant 5, docs/invariants.md); the Origin must be the app's own, so another site cannot open a socket
+ * with the customer's cookie. How: SSH with the customer's key and the pinned host key (invariant 7, docs/invariants.md);
  * the terminal is an interactive shell with a PTY, the chat goes through an SSH tunnel to the
  * assistant's gateway on the server (never exposed), authenticated with the customer's gateway token.
  *
@@ -27,6 +27,7 @@ import { serverLayout } from '../activities/cloud/user-data.ts';
 import type { MasterKeys } from '../lib/secrets.ts';
 import type { Logger } from '../lib/log.ts';
 import { userOfRequest } from './auth/sessions.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 export interface LiveDeps {
   db: Db;
@@ -76,7 +77,7 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
         else serveChat(ws, user.id);
       });
     })().catch((err: unknown) => {
-      deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'live connection upgrade failed');
+      deps.log.error({ err: errorMessage(err) }, 'live connection upgrade failed');
       refuse(socket, 500);
     });
   });
@@ -93,7 +94,7 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
       const client = await connectPinned({ host, port: deps.sshPort ?? 22, username: serverLayout.user, privateKey: key.privateKey, hostKeyFingerprint: row.hostKeyFingerprint, readyTimeoutMs: 10_000 });
       return { client, host };
     } catch (err) {
-      deps.log.warn({ userId, err: err instanceof Error ? err.message : String(err) }, 'live connection: SSH to the server failed');
+      deps.log.warn({ userId, err: errorMessage(err) }, 'live connection: SSH to the server failed');
       throw new LiveRefusal('Your server did not answer. If it was just started, give it a minute and try again.');
     }
   }
@@ -160,7 +161,7 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
     } catch (err) {
       client?.end();
       const message = err instanceof LiveRefusal ? err.message : 'The terminal could not be opened; please try again in a minute.';
-      if (!(err instanceof LiveRefusal)) deps.log.error({ userId, err: err instanceof Error ? err.message : String(err) }, 'terminal failed');
+      if (!(err instanceof LiveRefusal)) deps.log.error({ userId, err: errorMessage(err) }, 'terminal failed');
       sendJson(ws, { type: 'error', message });
       ws.close(1011, 'terminal unavailable');
     }
@@ -190,7 +191,7 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
           sendJson(ws, { type: 'answer', id, content });
         } catch (err) {
           const message = err instanceof LiveRefusal ? err.message : 'Your assistant did not answer; please try again in a minute.';
-          if (!(err instanceof LiveRefusal)) deps.log.warn({ userId, err: err instanceof Error ? err.message : String(err) }, 'chat: the assistant did not answer');
+          if (!(err instanceof LiveRefusal)) deps.log.warn({ userId, err: errorMessage(err) }, 'chat: the assistant did not answer');
           // A broken connection is made again on the next question.
           if (!(err instanceof LiveRefusal)) { void connection?.then(({ client }) => client.end(), () => {}); connection = undefined; }
           sendJson(ws, { type: 'error', id, message });

@@ -25,6 +25,7 @@ import { attachLive } from './live.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
 import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 // Everything above is loaded (ssh2 for the terminal and chat among it): no addon that can abort the process.
 exitIfObjectWrapAddonLoaded('web');
@@ -109,7 +110,7 @@ const live = attachLive(server, {
   gatewayHost: config.ASSISTANT_GATEWAY_HOST,
   onActivity: (userId, source) => {
     signalActivity(temporal, lifecycle, userId, source).catch((err: unknown) =>
-      log.warn({ err: err instanceof Error ? err.message : String(err), userId }, 'could not signal activity'));
+      log.warn({ err: errorMessage(err), userId }, 'could not signal activity'));
   },
 });
 

@@ -24,6 +24,7 @@ import { signToken, verifyToken } from './auth/tokens.ts';
 import { deleteSessionsOfUser } from '../db/repositories/sessions.ts';
 import { findUserById, markEmailVerified, setPasswordHash } from '../db/repositories/users.ts';
 import type { createMailActivities } from '../activities/mail/send.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 /** Field errors for a form: what the person typed wrong, in words they can act on. */
 export type FieldErrors = Partial<Record<string, string>>;
@@ -149,7 +150,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
           log.info({ userId: user.id }, 'user registered');
           await deps.onRegistered?.(user);
           await sendVerification(user).catch((err: unknown) =>
-            log.warn({ userId: user.id, err: err instanceof Error ? err.message : String(err) }, 'could not send the verification mail'));
+            log.warn({ userId: user.id, err: errorMessage(err) }, 'could not send the verification mail'));
           return { ok: true, value: { user, setCookie: await startSession(db, user.id, secureCookies) } };
         } catch (err) {
           if (err instanceof EmailTakenError) return { ok: false, errors: { email: 'An account with this email exists already. Sign in instead?' } };
@@ -227,7 +228,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         if (Date.now() - (lastActivity.get(userId) ?? 0) > activityEveryMs) {
           lastActivity.set(userId, Date.now());
           await signalActivity(deps.temporal, deps.lifecycle, userId, 'dashboard').catch((err: unknown) =>
-            log.warn({ err: err instanceof Error ? err.message : String(err), userId }, 'could not signal activity'));
+            log.warn({ err: errorMessage(err), userId }, 'could not signal activity'));
         }
         return lifecycleView(deps.temporal, userId);
       },
@@ -248,7 +249,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
           }
         } catch (err) {
           if (err instanceof WorkflowUpdateFailedError) return { ok: false, message: err.cause?.message ?? err.message };
-          log.error({ err: err instanceof Error ? err.message : String(err), userId, command }, 'customer command failed');
+          log.error({ err: errorMessage(err), userId, command }, 'customer command failed');
           return { ok: false, message: 'That did not work this time; please try again in a minute.' };
         }
       },
@@ -275,7 +276,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         } catch (err) {
           if (err instanceof WorkflowUpdateFailedError) return { ok: false, errors: { form: err.cause?.message ?? err.message } };
           if (err instanceof WorkflowNotFoundError) return { ok: false, errors: { form: 'Choose a plan first; your assistant is set up with it.' } };
-          log.error({ err: err instanceof Error ? err.message : String(err), userId }, 'saving settings failed');
+          log.error({ err: errorMessage(err), userId }, 'saving settings failed');
           return { ok: false, errors: { form: 'Your settings could not be saved this time; please try again in a minute.' } };
         }
         const running = current.server !== null && current.server.power === 'running';

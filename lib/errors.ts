@@ -44,3 +44,8 @@ export const nonRetryableErrorTypes: readonly ErrorType[] = [
   ErrorType.Misconfigured,
   ErrorType.ServerTypeUnfit,
 ];
+
+/** The message of anything thrown: an Error's message, else the value as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -14,6 +14,7 @@ import { startPostgres } from './services/postgres.ts';
 import { startMaildev } from './services/maildev.ts';
 import { localServices as env } from './services/local-defaults.ts';
 import { localDefaults } from '../lib/config.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 const sink = prefixedSink();
 const say = (line: string) => sink('berth', line, 'stdout');
@@ -37,7 +38,7 @@ function stopAll(code: number): Promise<never> {
         await part.stop();
         say(`stopped ${part.name}`);
       } catch (err) {
-        say(`could not stop ${part.name}: ${err instanceof Error ? err.message : String(err)}`);
+        say(`could not stop ${part.name}: ${errorMessage(err)}`);
       }
     }
     say('stopped');
@@ -104,7 +105,7 @@ async function step<T extends Part>(name: string, start: () => Promise<T>): Prom
           break;
         } catch (err) {
           attempt += 1;
-          shout(`${name} could not be restarted: ${err instanceof Error ? err.message : String(err)}; trying again in ${restartDelayMs(attempt) / 1000} s`);
+          shout(`${name} could not be restarted: ${errorMessage(err)}; trying again in ${restartDelayMs(attempt) / 1000} s`);
         }
       }
     }
@@ -178,6 +179,6 @@ try {
   say(`  PostgreSQL        ${postgres.url}`);
   say('Press Ctrl-C to stop everything. A part that dies on its own is restarted.');
 } catch (err) {
-  say(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+  say(`start-up failed: ${errorMessage(err)}`);
   await stopAll(1);
 }

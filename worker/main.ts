@@ -30,6 +30,7 @@ import { createBillingActivities } from '../activities/billing/index.ts';
 import { ensureReconciliationSchedule } from '../activities/billing/reconcile.ts';
 import type { BillingReconciliationActivities, LifecycleActivities } from '../activities/contracts.ts';
 import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 // Everything above is loaded: an addon that can abort the process must not be among it.
 exitIfObjectWrapAddonLoaded('worker');
@@ -110,7 +111,7 @@ const activities: LifecycleActivities & BillingReconciliationActivities = {
       try {
         await client.workflow.getHandle(workflowId).signal(backupProgressSignal, progress);
       } catch (err) {
-        log.warn({ workflowId, backupId: progress.backupId, err: err instanceof Error ? err.message : String(err) }, 'backup progress signal failed');
+        log.warn({ workflowId, backupId: progress.backupId, err: errorMessage(err) }, 'backup progress signal failed');
       }
     },
   }),

@@ -1,19 +1,9 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AssistantSettings, BackupPhase, BackupProgressReport, BackupReason, BackupRecord, PlanId, ServerSummary } from '../activities/contracts.ts';
+import type { Stage } from '../lib/product.ts';
 
-/** Lifecycle stages, in the order a customer usually meets them. */
-export const stages = [
-  'awaiting_payment',
-  'provisioning',
-  'active',
-  'idle',
-  'past_due',
-  'expiring',
-  'expired',
-  'restoring',
-  'purged',
-] as const;
-export type Stage = (typeof stages)[number];
+/** Lifecycle stages (lib/product.ts), in the order a customer usually meets them. */
+export { stages, type Stage } from '../lib/product.ts';
 
 /** Normalized billing event types (activities/billing/billing-event.ts maps Stripe events onto these). */
 export type BillingEventType =

@@ -108,7 +108,7 @@ export function createBackupActivities(deps: BackupActivityDeps): BackupActiviti
         : null;
       const result = await service.backup({
         userId: customerId,
-        // The backup names the server it was made of: deleting that server later checks it (invariant 1).
+        // The backup names the server it was made of: deleting that server later checks it (invariant 1, docs/invariants.md).
         serverId: (await findServerByProviderId(db, Number(serverId)))?.id ?? null,
         backupId,
         ssh: await target(customerId, serverId),

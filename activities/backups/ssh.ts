@@ -1,6 +1,6 @@
 /**
  * The little SSH the backup pipeline needs: a connection that verifies a pinned host key
- * (DESIGN invariant 7; ssh2 accepts any key unless told not to) and `exec` channels. Bulk data
+ * (invariant 7, docs/invariants.md; ssh2 accepts any key unless told not to) and `exec` channels. Bulk data
  * goes through exec stdin/stdout, never SFTP (4–12× slower in ssh2).
  */
 import { Client, type ClientChannel } from 'ssh2';

@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import { stripeApiVersion } from './stripe-client.ts';
+import { errorMessage } from '../../lib/errors.ts';
 
 /**
  * The Stripe API versions whose event payloads Berth reads (docs/decisions/013-stripe-api-versions.md).
@@ -123,7 +124,7 @@ export async function assertStripeEndpointsSupported(
   try {
     check = await checkWebhookEndpoints(stripe, webhookUrl);
   } catch (err) {
-    log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not list Stripe webhook endpoints: their API version is not checked');
+    log.warn({ err: errorMessage(err) }, 'could not list Stripe webhook endpoints: their API version is not checked');
     return null;
   }
   for (const warning of check.warnings) log.warn({ webhookUrl }, warning);

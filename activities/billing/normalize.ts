@@ -8,6 +8,7 @@ import {
   checkoutSessionShape, describeShapeError, eventEnvelopeShape, invoiceShape, subscriptionShape,
   type InvoiceShape, type SubscriptionShape,
 } from './stripe-shapes.ts';
+import { errorMessage } from '../../lib/errors.ts';
 
 /** The Stripe event types Berth acts on; every other type is acknowledged and ignored. */
 export const handledStripeEventTypes = [
@@ -77,7 +78,7 @@ export function normalizeStripeEvent(raw: unknown, plans: Plans): NormalizeResul
     return normalize(raw, plans);
   } catch (err) {
     // A defect of ours, not of the event: still an answer, so the event is flagged, not retried forever.
-    return { outcome: 'refused', reason: `the normalizer failed: ${err instanceof Error ? err.message : String(err)}` };
+    return { outcome: 'refused', reason: `the normalizer failed: ${errorMessage(err)}` };
   }
 }
 

@@ -17,7 +17,7 @@ import type { Db, ServerStatus } from '../../db/database.ts';
 import { appendAudit, listAuditForSubject } from '../../db/repositories/audit-log.ts';
 import { findBackup } from '../../db/repositories/backups.ts';
 import { findLiveServer, findServerByProviderId, markServerDeleted, recordServer, setServerStatus } from '../../db/repositories/servers.ts';
-import { ErrorType } from '../../lib/errors.ts';
+import { ErrorType, errorMessage } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { decryptSecret, type MasterKeys } from '../../lib/secrets.ts';
 import type {
@@ -173,7 +173,7 @@ function createProvisioning(deps: CloudDeps) {
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
       if (err instanceof HetznerError) throw toApplicationFailure(err);
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       throw ApplicationFailure.create({ message, type: ErrorType.Transient, cause: err instanceof Error ? err : undefined });
     }
   }
@@ -210,7 +210,7 @@ function createProvisioning(deps: CloudDeps) {
     return servers[0];
   }
 
-  /** The server, checked to belong to the customer (invariant 5); undefined if it is gone. */
+  /** The server, checked to belong to the customer (invariant 5, docs/invariants.md); undefined if it is gone. */
   async function ownedServer(customerId: string, serverId: string): Promise<Server | undefined> {
     const id = Number(serverId);
     if (!Number.isSafeInteger(id) || id <= 0) throw ApplicationFailure.nonRetryable(`bad server id ${JSON.stringify(serverId)}`, ErrorType.InvalidInput);
@@ -648,7 +648,7 @@ function createProvisioning(deps: CloudDeps) {
     return summary(server);
   }
 
-  /** Invariant 1: a server is deleted only with a completed, verified backup of it (of this customer). */
+  /** Invariant 1 (docs/invariants.md): a server is deleted only with a completed, verified backup of it (of this customer). */
   async function requireVerifiedBackup(customerId: string, serverId: string, backupId: string, what: string): Promise<void> {
     const row = await findServerByProviderId(db, Number(serverId));
     const backup = await findBackup(db, backupId).catch(() => undefined);

@@ -7,6 +7,7 @@ import { findStripeCustomerId } from '../../activities/billing/store.ts';
 import type { Db, Plan } from '../../db/database.ts';
 import type { Logger } from '../../lib/log.ts';
 import { buildCheckoutSession, buildEvent, buildInvoice, buildSubscription, stripeId, type LocalPaymentMethod, type LocalSubscription } from './stripe-objects.ts';
+import { errorMessage } from '../../lib/errors.ts';
 
 /**
  * Local billing, for running Berth with no Stripe keys: a checkout page where the customer "pays"
@@ -292,7 +293,7 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
       res.redirect(303, successUrl(id));
     } catch (err) {
       deps.log.error({ err }, 'local checkout failed');
-      res.status(502).type('html').send(page('Payment not completed', `<p>${esc(err instanceof Error ? err.message : String(err))}</p>`));
+      res.status(502).type('html').send(page('Payment not completed', `<p>${esc(errorMessage(err))}</p>`));
     }
   });
 
@@ -323,7 +324,7 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
       if (req.is('application/x-www-form-urlencoded')) res.redirect(303, req.get('referer')?.includes('/portal/') ? `/local-billing/portal/${encodeURIComponent(String(req.params.userId))}` : '/local-billing/dev');
       else res.json({ events });
     } catch (err) {
-      res.status(409).json({ error: err instanceof Error ? err.message : String(err) });
+      res.status(409).json({ error: errorMessage(err) });
     }
   });
 

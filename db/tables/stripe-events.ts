@@ -1,6 +1,6 @@
 import type { ColumnType, Insertable, Selectable } from 'kysely';
 
-/** Every Stripe event id we accepted, so each event takes effect once (invariant 4). */
+/** Every Stripe event id we accepted, so each event takes effect once (invariant 4, docs/invariants.md). */
 export interface StripeEventsTable {
   eventId: string;
   type: string;

@@ -169,7 +169,7 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
     }),
     hibernate: (input) => record('hibernate', 'hibernate', input, () => {
       const server = serverOf(input.serverId);
-      // Hibernation deletes the server: the real activity re-checks invariant 1, so does the double.
+      // Hibernation deletes the server: the real activity re-checks invariant 1 (docs/invariants.md), so does the double.
       if (backupServer.get(input.verifiedBackupId) !== input.serverId) {
         throw ApplicationFailure.nonRetryable('no verified backup of this server', ErrorType.NoVerifiedBackup);
       }
@@ -203,7 +203,7 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
     deleteServer: (input: DeleteServerInput) => record('deleteServer', 'verifiedBackupId' in input ? 'deleteServer (verified backup)' : 'deleteServer (operator override)', input, () => {
       if (!servers.has(input.serverId)) return;
       if ('verifiedBackupId' in input) {
-        // The real activity re-checks invariant 1; so does the double.
+        // The real activity re-checks invariant 1 (docs/invariants.md); so does the double.
         if (backupServer.get(input.verifiedBackupId) !== input.serverId) {
           throw ApplicationFailure.nonRetryable('no verified backup of this server', ErrorType.NoVerifiedBackup);
         }

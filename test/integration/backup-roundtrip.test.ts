@@ -14,7 +14,7 @@ import { connectSsh, type BackupProgress, type TreeEntry } from '../../activitie
 import { listRemoteTree, summarize } from '../../activities/backups/tree.ts';
 import { allocatedBlocks, buildHostileTree, openUploads, sh, startBackupWorld, treeListing, type BackupWorld } from '../support/backup-fixtures.ts';
 
-// The hostile tree carries a 1 GiB file, as the issue asks; BERTH_BACKUP_SMALL=1 shrinks it to 48 MiB for quick local runs.
+// The hostile tree carries a 1 GiB file, the size the backup path must handle; BERTH_BACKUP_SMALL=1 shrinks it to 48 MiB for quick local runs.
 const bigBytes = process.env.BERTH_BACKUP_SMALL === '1' ? 48 * 1024 ** 2 : 1024 ** 3;
 
 let world: BackupWorld;

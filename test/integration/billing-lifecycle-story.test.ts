@@ -1,5 +1,5 @@
 /**
- * Issue 6's full story through the real webhook path and the real lifecycle workflow: local billing
+ * The billing story end to end, through the real webhook path and the real lifecycle workflow: local billing
  * sends signed Stripe events → POST /webhooks/stripe → PostgreSQL → signalWithStart → the customer
  * lifecycle on the Temporal dev server (activities are the workflow-test doubles: the cloud,
  * backups and mail are not the subject here). Days are compressed so grace periods pass in seconds.

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.ts';
 import { startLocalCloud, type LocalCloudFaults } from '../../sim/hetzner/local-cloud.ts';
 import { hcloudGo, hcloudPython, officialClientsDir } from '../support/official-clients.ts';
-import { loadHetznerValidator } from '../support/openapi.ts';
+import { hetznerConformance } from '../support/openapi.ts';
 
 // Proves: Hetzner's own client libraries — hcloud 2.27 from PyPI and hcloud-go v2.53 from the Go
 // module proxy — run Berth's whole cloud surface against the local cloud and read every answer:
@@ -40,9 +40,9 @@ const faults: LocalCloudFaults = {
 
 /** Runs one client's program against a fresh local cloud; returns what it saw and what the cloud recorded. */
 async function drive(prefix: string, command: string, args: string[]) {
-  const validator = loadHetznerValidator(undefined, { checkRequests: false });
+  const conformance = hetznerConformance({ checkRequests: false });
   const cloud = await startLocalCloud({
-    dataDir: mkdtempSync(path.join(os.tmpdir(), `berth-official-${prefix}-`)), actionDurationMs: 50, faults, onExchange: validator?.onExchange, log,
+    dataDir: mkdtempSync(path.join(os.tmpdir(), `berth-official-${prefix}-`)), actionDurationMs: 50, faults, onExchange: conformance.validator?.onExchange, log,
   });
   try {
     const check = {
@@ -58,7 +58,7 @@ async function drive(prefix: string, command: string, args: string[]) {
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     if (code !== 0) throw new Error(`${command} exited ${code}:\n${stderr.slice(-4000)}`);
     const servers = await fetch(`${cloud.endpoint}/servers`, { headers: { authorization: 'Bearer t' } }).then((r) => r.json() as Promise<{ servers: unknown[] }>);
-    return { seen: JSON.parse(stdout) as Record<string, unknown>, requests: [...cloud.requests], validator, left: servers.servers };
+    return { seen: JSON.parse(stdout) as Record<string, unknown>, requests: [...cloud.requests], conformance, left: servers.servers };
   } finally {
     await cloud.stop({ removeData: true });
   }
@@ -107,23 +107,23 @@ function expected(prefix: string) {
 describe("Hetzner's official clients against the local cloud", () => {
   it('hcloud (Python, PyPI) runs the whole surface', async () => {
     const python = await hcloudPython();
-    const { seen, requests, validator, left } = await drive('py', python, [path.join(officialClientsDir, 'hcloud_python.py')]);
+    const { seen, requests, conformance, left } = await drive('py', python, [path.join(officialClientsDir, 'hcloud_python.py')]);
     expect(seen).toEqual(expected('py'));
     // The client retried the 429 (it does so only for the code rate_limit_exceeded) and then got its answer.
     expect(rateLimitedThenAnswered(requests)).toBe(true);
     expect(left).toEqual([]);
-    if (validator) expect(validator.problems).toEqual([]);
+    if (!conformance.skip) expect(conformance.require().problems).toEqual([]);
   });
 
   it('hcloud-go (Go module proxy) runs the whole surface', async () => {
     const go = await hcloudGo();
-    const { seen, requests, validator, left } = await drive('go', go, []);
+    const { seen, requests, conformance, left } = await drive('go', go, []);
     expect(seen).toEqual({ ...expected('go'), rateLimited: 'rate_limit_exceeded' });
     // One 429 for the client told not to retry, then the default client's answer.
     expect(rateLimitedThenAnswered(requests)).toBe(true);
     // It waits for actions by listing them by id (GET /actions?id=…), as it does against Hetzner.
     expect(requests.some((r) => r.template === '/actions' && r.status === 200)).toBe(true);
     expect(left).toEqual([]);
-    if (validator) expect(validator.problems).toEqual([]);
+    if (!conformance.skip) expect(conformance.require().problems).toEqual([]);
   });
 });

@@ -19,7 +19,7 @@ import { useTestDatabase } from '../support/db.ts';
 import type { ProvisionInput } from '../support/provisioning-workflow.ts';
 import type { ProvisioningWorkerConfig } from '../support/provisioning-worker.ts';
 
-// Proves (issue 4): killing the worker (SIGKILL, a real child process) during provisioning, 20 times
+// Proves: killing the worker (SIGKILL, a real child process) during provisioning, 20 times
 // at random points, ends each time with exactly one server for the customer and a completed
 // workflow; and with a real worker, an unavailable or removed first candidate falls back to the next one, while
 // all candidates unavailable fails the workflow with CapacityUnavailable and creates nothing.

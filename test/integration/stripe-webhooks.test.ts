@@ -1,7 +1,7 @@
 /**
  * The Stripe webhook path end to end: signed HTTP request → express router → PostgreSQL (own
  * schema) → signalWithStart to a real Temporal dev server, where a recorder workflow (test/support)
- * counts what reached it. Proves invariant 4 (each event takes effect once) and order-independence.
+ * counts what reached it. Proves invariant 4 (docs/invariants.md: each event takes effect once) and order-independence.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';

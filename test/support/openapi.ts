@@ -30,6 +30,39 @@ export interface OpenApiValidator {
   checked: number;
 }
 
+/** Running under CI: the `CI` variable is set (CI services set it), and not to `false` or `0`. */
+export function underCi(env: Record<string, string | undefined> = process.env): boolean {
+  const value = env.CI?.trim().toLowerCase();
+  return value !== undefined && value !== '' && value !== 'false' && value !== '0';
+}
+
+/** The spec-conformance check of one test file (see {@link hetznerConformance}). */
+export interface HetznerConformance {
+  /** Null when the spec is absent; pass `validator?.onExchange` to the local cloud. */
+  validator: OpenApiValidator | null;
+  /** True only when the spec is absent outside CI: the conformance tests skip themselves. */
+  skip: boolean;
+  /** The validator; throws, naming the missing file, when the spec is absent (reached only under CI). */
+  require(): OpenApiValidator;
+}
+
+/**
+ * Loads the validator for a test file. Without the spec beside the repo the conformance tests skip
+ * themselves locally, but under CI they run and fail: a check that skips itself in CI passes unnoticed.
+ */
+export function hetznerConformance(opts: { specPath?: string; checkRequests?: boolean; env?: Record<string, string | undefined> } = {}): HetznerConformance {
+  const specPath = opts.specPath ?? hetznerSpecPath;
+  const validator = loadHetznerValidator(specPath, { checkRequests: opts.checkRequests });
+  return {
+    validator,
+    skip: validator === null && !underCi(opts.env),
+    require() {
+      if (validator === null) throw new Error(`the Hetzner OpenAPI spec is missing at ${specPath}: under CI the spec-conformance tests must run, not skip`);
+      return validator;
+    },
+  };
+}
+
 /**
  * `checkRequests: false` checks only what the server answered: for exchanges whose requests come from
  * another client (Hetzner's own libraries send shapes this older spec copy does not list, such as IDs

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, portOpen, startProcess, type ManagedProcess } from '../../scripts/services/process.ts';
 import type { SshTarget } from '../../activities/backups/ssh.ts';
+import { errorMessage } from '../../lib/errors.ts';
 
 const run = promisify(execFile);
 
@@ -87,5 +88,5 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<TestSshd> 
     }
   }
   await rm(dir, { recursive: true, force: true });
-  throw new Error(`could not start sshd: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+  throw new Error(`could not start sshd: ${errorMessage(lastError)}`);
 }

@@ -14,7 +14,7 @@ import { stripeApiVersion } from '../../activities/billing/stripe-client.ts';
 /** One version of each supported major: the first of basil, clover and dahlia, and the pinned one. */
 export const supportedVersionSamples = ['2025-03-31.basil', '2025-09-30.clover', '2026-03-25.dahlia', stripeApiVersion] as const;
 
-/** The version of the issue's endpoint: pre-basil shapes. */
+/** A version before basil, as an endpoint left on an old default sends: shapes Berth does not read. */
 export const legacyVersion = '2024-06-20';
 
 /** The event as an endpoint pinned to `version` (one of supportedVersionSamples) receives it. */

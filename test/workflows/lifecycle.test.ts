@@ -413,7 +413,7 @@ describe('customer lifecycle', () => {
       'ensureServer cx23@nbg1', 'setupAssistant', 'latestVerifiedBackup', `restoreBackup ${backup.backupId}`, 'mail server_ready',
     ]);
     expect(doubles.calls.filter((c) => c.name === 'powerOff' || c.name === 'powerOn')).toEqual([]);
-    // Invariant 2: one server, the new one; invariant 1: the old one went only with that verified backup.
+    // Invariants 2 and 1 (docs/invariants.md): one server, the new one; the old one went only with that verified backup.
     expect([...doubles.servers.values()].map((s) => [s.serverType, s.diskGb])).toEqual([['cx23', 40]]);
     expect(doubles.calls.find((c) => c.name === 'deleteServer')!.input).toMatchObject({ verifiedBackupId: backup.backupId });
     expect(doubles.mails.at(-1)).toMatchObject({ kind: 'server_ready', data: { restored: true, plan: 'starter' } });

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, nonRetryableErrorTypes } from '../../../lib/errors.ts';
+import { ErrorType, nonRetryableErrorTypes, errorMessage } from '../../../lib/errors.ts';
 
 /** Hetzner error codes that mean "not here, not now": try another type/location, or later. */
 const capacityCodes = new Set([
@@ -50,7 +50,7 @@ export function classifyHetznerError(status: number, code: string): ErrorType {
  */
 export function toApplicationFailure(err: unknown): ApplicationFailure {
   if (!(err instanceof HetznerError)) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     return ApplicationFailure.create({ message, type: ErrorType.Transient, cause: err instanceof Error ? err : undefined });
   }
   const delayMs = err.resetAt ? Math.max(1000, err.resetAt.getTime() - Date.now()) : undefined;
