@@ -4,7 +4,7 @@
  * Berth gives each configured project its own client (and so its own RateBudget) and assigns each
  * customer to one with room.
  *
- * Invariant 2 (one server per customer) across projects: the assignment is written before a server is
+ * Invariant 2 (one server per customer, docs/invariants.md) across projects: the assignment is written before a server is
  * created and read by every retry, so a retry looks for the customer's server (by label) in the project
  * where an earlier attempt may have created it. It moves only when that project refused the creation
  * with `resource_limit_exceeded`, which means nothing was created there.

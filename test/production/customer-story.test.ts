@@ -18,6 +18,7 @@ import { temporal } from '@temporalio/proto';
 import type { ManagedProcess } from '../../scripts/services/process.ts';
 import { launchBrowser, registerAccount } from '../support/browser.ts';
 import { fileSink, startProductionWorker } from '../support/production-stack.ts';
+import { errorMessage } from '../../lib/errors.ts';
 
 const stack = inject('production');
 const [webA, webB] = stack.webUrls as [string, string];
@@ -172,7 +173,7 @@ test('sign up → pay → server ready → backup → expiry → renewal → res
   const [other] = [...alive];
   const answer = page.locator('p[role="status"].notice, p[role="status"].error');
   await answer.waitFor({ timeout: 600_000 }).catch(async (err: unknown) => {
-    throw new Error(`no answer to "Back up now": ${err instanceof Error ? err.message : String(err)}; pending: ${await pendingWork(workflowId)}`);
+    throw new Error(`no answer to "Back up now": ${errorMessage(err)}; pending: ${await pendingWork(workflowId)}`);
   });
   expect(await answer.textContent()).toMatch(/^Backup done and verified \(\d+\.\d MB\)\.$/);
   expect(await completedBy(workflowId, 'createBackup')).toEqual([`${other}@${hostname()}`]);

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import type { TestProject } from 'vitest/node';
 import { rootDir } from '../../scripts/services/paths.ts';
+import { errorMessage } from '../../lib/errors.ts';
 import { freePort, httpOk, startProcess, type LineSink, type ManagedProcess } from '../../scripts/services/process.ts';
 import { startPostgres, postgresUser, testSettings } from '../../scripts/services/postgres.ts';
 import { startTemporalCluster } from '../../scripts/services/temporal-cluster.ts';
@@ -161,7 +162,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('production', stack);
   } catch (err) {
     await teardown();
-    throw new Error(`the production stack did not start (its log: ${logFile}): ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`the production stack did not start (its log: ${logFile}): ${errorMessage(err)}`);
   }
   return teardown;
 }
