@@ -76,7 +76,13 @@ async function objectExists(key: string): Promise<boolean> {
 test('SSH dropped mid-backup: failed record, no object, no multipart parts left', async () => {
   const backupId = randomUUID();
   let dropped = false;
-  const failure = await world.service().backup({
+  // Parts reach storage slowly, so the stream is still running when the cut (which first reads /proc) lands.
+  const s3 = testS3();
+  s3.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName === 'UploadPartCommand') await new Promise((resolve) => setTimeout(resolve, 500));
+    return next(args);
+  }, { step: 'initialize', name: 'slowParts' });
+  const failure = await world.service({ s3 }).backup({
     userId: world.userId, ssh: world.sshd.target, backupId, progressIntervalMs: 0,
     onProgress: (p) => {
       if (!dropped && p.phase === 'streaming' && p.bytesDone > 8 * 1024 * 1024) {
