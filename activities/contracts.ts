@@ -160,7 +160,7 @@ export interface BackupActivities {
    * once at the start, then at most every 10 s. Reports are best effort (a lost one is not an error),
    * so the workflow must not depend on them. An attempt that is cancelled or timed out stops and
    * removes what it wrote; overlapping attempts never share an object, and only the attempt that owns
-   * the record completes it (docs/decisions/013).
+   * the record completes it (docs/decisions/018).
    */
   createBackup(input: { customerId: string; serverId: string; reason: BackupReason; idempotencyKey: string }): Promise<BackupRecord>;
   /**
