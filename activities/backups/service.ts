@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Client } from 'ssh2';
 import type { BackupManifest } from '../../db/database.ts';
-import { ErrorType } from '../../lib/errors.ts';
+import { errorMessage, ErrorType } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import {
   ARCHIVE_LISTER_PY, canonicalDifferences, canonicalDigest, canonicalFromManifest, canonicalFromTree, ManifestMergeError, manifestEntries,
@@ -610,19 +610,19 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         await mustRun(client, `mv -f -- ${shq(`${work}/tar.snar`)} ${shq(snapshotOf(backupId))} && printf %s ${shq(backupId)} > ${shq(`${work}/current`)}`
           + ` && mv -f -- ${shq(`${work}/current`)} ${shq(currentMarker)} && find ${shq(stateDir)} -maxdepth 1 -name 'snapshot-*.snar' ! -name ${shq(`snapshot-${backupId}.snar`)} -delete`
           + ` ; rm -rf -- ${shq(work)}`, 'adopting the snapshot file')
-          .catch((err: unknown) => log.warn({ backupId, err: (err as Error).message }, 'could not adopt the tar snapshot file; the next backup will be full'));
+          .catch((err: unknown) => log.warn({ backupId, err: errorMessage(err) }, 'could not adopt the tar snapshot file; the next backup will be full'));
         log.info({ backupId, attemptId, kind, sizeBytes, archiveBytes }, 'backup completed and verified');
         return { backupId, kind, parentId: parent?.id ?? null, objectKey, sizeBytes, sha256, archiveBytes, manifest };
       } catch (err) {
         const aborted = req.signal?.aborted ?? false;
         const typed = asTyped(err, 'backup failed');
         log.warn({ backupId, attemptId, userId: req.userId, type: typed.type, err: typed.message, aborted }, 'backup attempt failed');
-        if (owner) await store.markFailed(backupId, attemptId).catch((e: unknown) => log.error({ backupId, err: (e as Error).message }, 'could not mark backup failed'));
+        if (owner) await store.markFailed(backupId, attemptId).catch((e: unknown) => log.error({ backupId, err: errorMessage(e) }, 'could not mark backup failed'));
         if (claimed) {
           // Only this attempt's own object; if removing it fails the attempt stays unfinished and the prune sweeps it later.
           await removeObject(objectKey)
             .then(() => store.finishAttempt(attemptId, owner ? 'failed' : 'superseded'))
-            .catch((e: unknown) => log.warn({ backupId, attemptId, err: (e as Error).message }, 'could not remove the attempt\'s object; the prune will'));
+            .catch((e: unknown) => log.warn({ backupId, attemptId, err: errorMessage(e) }, 'could not remove the attempt\'s object; the prune will'));
         }
         if (client && !aborted) await runRemote(client, `rm -rf -- ${shq(work)}`).catch(() => {});
         if (aborted) throw req.signal!.reason;
