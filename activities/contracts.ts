@@ -158,7 +158,9 @@ export interface BackupActivities {
    * `idempotencyKey`: a retry returns the same backup if it already completed. Heartbeats progress,
    * and reports it to the calling workflow as a `backupProgress` signal ({@link BackupProgressReport}):
    * once at the start, then at most every 10 s. Reports are best effort (a lost one is not an error),
-   * so the workflow must not depend on them.
+   * so the workflow must not depend on them. An attempt that is cancelled or timed out stops and
+   * removes what it wrote; overlapping attempts never share an object, and only the attempt that owns
+   * the record completes it (docs/decisions/018).
    */
   createBackup(input: { customerId: string; serverId: string; reason: BackupReason; idempotencyKey: string }): Promise<BackupRecord>;
   /**

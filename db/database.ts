@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditLogTable } from './tables/audit-log.ts';
+import type { BackupAttemptsTable } from './tables/backup-attempts.ts';
 import type { BackupsTable } from './tables/backups.ts';
 import type { CloudAssignmentsTable } from './tables/cloud-assignments.ts';
 import type { CustomersTable } from './tables/customers.ts';
@@ -21,6 +22,7 @@ export interface Database {
   customers: CustomersTable;
   servers: ServersTable;
   backups: BackupsTable;
+  backupAttempts: BackupAttemptsTable;
   invoices: InvoicesTable;
   stripeEvents: StripeEventsTable;
   emailLog: EmailLogTable;
@@ -33,6 +35,7 @@ export interface Database {
 export type Db = Kysely<Database>;
 
 export type * from './tables/audit-log.ts';
+export type * from './tables/backup-attempts.ts';
 export type * from './tables/backups.ts';
 export type * from './tables/cloud-assignments.ts';
 export type * from './tables/customers.ts';

@@ -19,6 +19,7 @@ import { createCloudFleet } from '../activities/cloud/fleet.ts';
 import { createBackupService } from '../activities/backups/service.ts';
 import { createKyselyBackupStore } from '../activities/backups/store.ts';
 import { connectByFingerprint, createBackupActivities } from '../activities/backups/activities.ts';
+import { heartbeatInterceptor } from '../activities/heartbeat.ts';
 import { createMailTransport } from '../activities/mail/transport.ts';
 import { createMailActivities } from '../activities/mail/send.ts';
 import { createLifecycleMailActivities } from '../activities/mail/lifecycle.ts';
@@ -128,6 +129,8 @@ const worker = await Worker.create({
   // Production loads the bundle the image built (worker/bundle.ts); elsewhere the code is bundled at start.
   ...(config.WORKFLOW_BUNDLE ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE } } : { workflowsPath }),
   activities,
+  // Every activity heartbeats on a timer for its whole life: a dead worker is noticed, cancellation delivered.
+  interceptors: { activity: [heartbeatInterceptor] },
 });
 
 log.info({ prune: await ensurePruneSchedule(client, config.TEMPORAL_TASK_QUEUE) }, 'backup prune schedule');

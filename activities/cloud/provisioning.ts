@@ -7,10 +7,10 @@
  * Crash safety: every step can be repeated. Servers are found by the label `berth-customer=<id>`
  * before anything is created; the pinned host key's fingerprint travels as a server label, so a retry
  * that finds a server whose database row was never written still knows which key to pin;
- * hibernation snapshots are found by label too. Long waits heartbeat when running in an activity.
+ * hibernation snapshots are found by label too. Every activity heartbeats on the worker's timer
+ * (activities/heartbeat.ts) and names its step in the details.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'ssh2';
 import type { Db, ServerStatus } from '../../db/database.ts';
@@ -27,6 +27,7 @@ import type { CloudFleet, CloudProject } from './fleet.ts';
 import type { HetznerClient } from './hetzner/client.ts';
 import { HetznerError, toApplicationFailure } from './hetzner/errors.ts';
 import type { Image, Server, ServerType } from './hetzner/types.ts';
+import { activityContext, heartbeat } from '../heartbeat.ts';
 import { ensureCustomerKey, ensureGatewayToken, fingerprintFromLabel, fingerprintLabel, generateHostKey, type SshKeyPair } from './keys.ts';
 import { connectPinned, sshExec } from './ssh.ts';
 import { renderGatewayConfig, renderUserData, serverLayout, type UserDataVariant } from './user-data.ts';
@@ -74,8 +75,6 @@ export interface CloudDeps {
   };
   /** Graceful shutdown gets this long before a hard power-off (default 60 s). */
   shutdownTimeoutMs?: number;
-  /** Heartbeat interval while an activity runs (default 1 s; the SDK throttles). */
-  heartbeatMs?: number;
 }
 
 /** What a caller needs to reach a server's assistant through an SSH tunnel. */
@@ -178,20 +177,14 @@ function createProvisioning(deps: CloudDeps) {
     }
   }
 
-  /** As `run`, and heartbeats while `fn` runs inside an activity (a killed worker stops heartbeating). */
+  /** As `run`, naming the step in the heartbeat details (the worker's interceptor heartbeats on a timer: activities/heartbeat.ts). */
   async function activity<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const ctx = activityContext();
-    const timer = ctx ? setInterval(() => ctx.heartbeat({ step: name }), deps.heartbeatMs ?? 1000) : undefined;
-    try {
-      ctx?.heartbeat({ step: name });
-      return await run(fn);
-    } finally {
-      if (timer) clearInterval(timer);
-    }
+    heartbeat({ step: name });
+    return run(fn);
   }
 
   function progress(step: string): void {
-    activityContext()?.heartbeat({ step });
+    heartbeat({ step });
     log.debug({ step }, 'provisioning');
   }
 
@@ -714,11 +707,3 @@ function createProvisioning(deps: CloudDeps) {
   };
 }
 
-/** The current activity's context, or undefined when called outside an activity (plain tests). */
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}

@@ -3,6 +3,7 @@ import * as initial from './2026-11-26T00-00-00-initial.ts';
 import * as lifecycleProjection from './2026-11-26T12-00-00-lifecycle-projection.ts';
 import * as stripeEventAttention from './2026-11-30T00-00-00-stripe-event-attention.ts';
 import * as cloudProjects from './2026-11-30T12-00-00-cloud-projects.ts';
+import * as backupAttempts from './2026-11-30T18-00-00-backup-attempts.ts';
 
 /**
  * Every migration, in order, listed by hand: no folder scanning, so a bundle or a typo cannot
@@ -13,6 +14,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-26T12-00-00-lifecycle-projection': lifecycleProjection,
   '2026-11-30T00-00-00-stripe-event-attention': stripeEventAttention,
   '2026-11-30T12-00-00-cloud-projects': cloudProjects,
+  '2026-11-30T18-00-00-backup-attempts': backupAttempts,
 };
 
 /** The Kysely MigrationProvider that returns exactly the list above. */

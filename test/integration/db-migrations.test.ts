@@ -8,7 +8,7 @@ import { createUser, EmailTakenError, findUserByEmail } from '../../db/repositor
 import { createTestDatabase, useTestDatabase, type TestDatabase } from '../support/db.ts';
 
 const berthTables = [
-  'audit_log', 'backups', 'cloud_assignments', 'customers', 'email_log', 'encrypted_secrets', 'invoices', 'servers', 'sessions', 'stripe_events', 'users',
+  'audit_log', 'backup_attempts', 'backups', 'cloud_assignments', 'customers', 'email_log', 'encrypted_secrets', 'invoices', 'servers', 'sessions', 'stripe_events', 'users',
 ];
 const bookkeeping = ['kysely_migration', 'kysely_migration_lock'];
 
@@ -57,6 +57,10 @@ describe('migrations on real PostgreSQL', () => {
         undone += 1;
       }
     };
+    expect(await columnsOf(t, 'backups')).toContain('attempt_id');
+    await stepDownTo('2026-11-30T12-00-00-cloud-projects');
+    expect(await tablesIn(t)).not.toContain('backup_attempts');
+    expect(await columnsOf(t, 'backups')).not.toContain('attempt_id');
     expect(await tablesIn(t)).toContain('cloud_assignments');
     await stepDownTo('2026-11-30T00-00-00-stripe-event-attention');
     expect(await tablesIn(t)).not.toContain('cloud_assignments');
@@ -67,7 +71,7 @@ describe('migrations on real PostgreSQL', () => {
     expect((await migrateDown(t.db)).map((r) => r.migrationName)).toEqual(['2026-11-26T12-00-00-lifecycle-projection']);
     undone += 1;
     expect(await columnsOf(t, 'customers')).not.toContain('as_of');
-    expect(await tablesIn(t)).toEqual([...berthTables.filter((n) => n !== 'cloud_assignments'), ...bookkeeping].sort());
+    expect(await tablesIn(t)).toEqual([...berthTables.filter((n) => n !== 'cloud_assignments' && n !== 'backup_attempts'), ...bookkeeping].sort());
     for (let i = undone; i < names.length; i++) expect((await migrateDown(t.db)).map((r) => r.status)).toEqual(['Success']);
     expect(await tablesIn(t)).toEqual(bookkeeping);
     expect(await migrateDown(t.db)).toEqual([]);
