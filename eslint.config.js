@@ -8,7 +8,7 @@ const workflowBoundary = {
   patterns: [
     { group: ['node:*'], message: 'Workflow code must not use Node built-ins; call an activity.' },
     { group: ['**/activities/*', '**/activities'], allowTypeImports: true, message: 'Workflows may only `import type` from activities/.' },
-    { group: ['**/db/*', '**/db', '**/api/*', '**/api', '**/web/*', '**/web', '**/worker/*', '**/worker'], message: 'Workflows must not import I/O layers (db, api, web, worker).' },
+    { group: ['**/scripts/*', '**/scripts', '**/db/*', '**/db', '**/api/*', '**/api', '**/web/*', '**/web', '**/worker/*', '**/worker'], message: 'Workflows must not import I/O layers (db, api, web, worker) or scripts.' },
   ],
 };
 
@@ -18,7 +18,28 @@ export default tseslint.config(
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'no-console': 'off',
+      'no-console': 'error',
+    },
+  },
+  {
+    // Entry points, tests and benchmarks talk to a person on a terminal; everything else logs through lib/log.ts.
+    files: ['scripts/**', 'test/**', 'bench/**'],
+    rules: { 'no-console': 'off' },
+  },
+  {
+    // Layers: scripts/ holds entry points (run, test, bootstrap helpers); the product never imports them.
+    files: ['api/**', 'activities/**', 'db/**', 'lib/**', 'sim/**', 'web/**', 'worker/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/scripts/*', '**/scripts'], message: 'Product code must not import scripts/ (entry points); shared helpers live in lib/.' }] }],
+    },
+  },
+  {
+    // Type-aware rules: a promise nobody awaits or handles loses its error (and, in a request handler, the answer).
+    files: ['**/*.ts', '**/*.tsx'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
     },
   },
   {

@@ -23,7 +23,7 @@ import { customerWorkflowStart, signalActivity } from '../lib/lifecycle-client.t
 import { masterKeysFrom } from '../lib/secrets.ts';
 import { attachLive } from './live.ts';
 import { createLogger } from '../lib/log.ts';
-import { rootDir } from '../scripts/services/paths.ts';
+import { rootDir } from '../lib/paths.ts';
 import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
 import { errorMessage } from '../lib/errors.ts';
 

@@ -26,7 +26,7 @@ import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client
 import { Upload } from '@aws-sdk/lib-storage';
 import { createLogger } from '../lib/log.ts';
 import { createBackupService, createMemoryBackupStore, type BackupRecord } from '../activities/backups/index.ts';
-import { freePort } from '../scripts/services/process.ts';
+import { freePort } from '../lib/process.ts';
 import { startMinio } from '../scripts/services/minio.ts';
 import { startSshd } from '../test/support/sshd.ts';
 import { makeTree } from './tree.ts';

@@ -20,8 +20,8 @@ import { createBackupService, createMemoryBackupStore } from '../activities/back
 import { createLogger } from '../lib/log.ts';
 import { isObjectWrapAddon, loadedNativeAddons } from '../lib/native-addons.ts';
 import { startMinio } from '../scripts/services/minio.ts';
-import { cacheDir, rootDir } from '../scripts/services/paths.ts';
-import { freePort } from '../scripts/services/process.ts';
+import { cacheDir, rootDir } from '../lib/paths.ts';
+import { freePort } from '../lib/process.ts';
 import { startSshd } from '../test/support/sshd.ts';
 
 const run = promisify(execFile);

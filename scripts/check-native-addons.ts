@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { findObjectWrapAddons } from '../lib/native-addons.ts';
-import { rootDir } from './services/paths.ts';
+import { rootDir } from '../lib/paths.ts';
 
 const dir = path.resolve(process.argv[2] ?? path.join(rootDir, 'node_modules'));
 const bad = findObjectWrapAddons(dir);

@@ -5,9 +5,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { startProcess, httpOk, prefixedSink, type ManagedProcess } from './services/process.ts';
+import { startProcess, httpOk, prefixedSink, type ManagedProcess } from '../lib/process.ts';
 import { buildWebIfNeeded } from './services/web-build.ts';
-import { dataDir, rootDir } from './services/paths.ts';
+import { dataDir, rootDir } from '../lib/paths.ts';
 import { startTemporalDevServer } from './services/temporal.ts';
 import { startMinio } from './services/minio.ts';
 import { startPostgres } from './services/postgres.ts';

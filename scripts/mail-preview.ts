@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { renderAll } from '../activities/mail/render.ts';
 import { mailSamples } from '../activities/mail/samples.ts';
-import { dataDir } from './services/paths.ts';
+import { dataDir } from '../lib/paths.ts';
 
 const outDir = path.resolve(process.argv[2] ?? path.join(dataDir, 'mail-preview'));
 const appUrl = process.env.APP_URL ?? 'http://localhost:3000';

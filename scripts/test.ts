@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cacheDir, rootDir } from './services/paths.ts';
+import { cacheDir, rootDir } from '../lib/paths.ts';
 
 const allTiers = ['static', 'unit', 'workflows', 'replay', 'integration', 'production', 'e2e'] as const;
 type Tier = (typeof allTiers)[number];

@@ -6,6 +6,9 @@ import { ServerRouter, isRouteErrorResponse } from "react-router";
 import { isbot } from "isbot";
 import type { RenderToPipeableStreamOptions } from "react-dom/server";
 import { renderToPipeableStream } from "react-dom/server";
+import { createLogger } from "../lib/log.ts";
+
+const log = createLogger("web-render");
 
 export const streamTimeout = 5_000;
 
@@ -77,7 +80,7 @@ export default function handleRequest(
           // errors encountered during initial shell rendering since they'll
           // reject and get logged in handleDocumentRequest.
           if (shellRendered) {
-            console.error(error);
+            log.error({ err: error }, "streaming render failed");
           }
         },
       },
@@ -92,5 +95,5 @@ export function handleError(error: unknown, { request }: { request: Request }) {
   if (request.signal.aborted) return;
   if (isRouteErrorResponse(error) && error.status === 404) return;
   if (error instanceof Error && /^No route matches URL/.test(error.message)) return;
-  console.error(error);
+  log.error({ err: error, url: new URL(request.url).pathname }, "request failed");
 }

@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { rootDir } from '../scripts/services/paths.ts';
+import { rootDir } from '../lib/paths.ts';
 
 /** Where the workflows the worker registers live: every export of this module is a workflow type. */
 export const workflowsPath = path.join(rootDir, 'workflows', 'index.ts');

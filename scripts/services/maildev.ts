@@ -3,8 +3,8 @@
  * shows them in a web page; its REST API lets tests count and read what was sent.
  */
 import path from 'node:path';
-import { rootDir } from './paths.ts';
-import { httpOk, startProcess, type LineSink, type ManagedProcess } from './process.ts';
+import { rootDir } from '../../lib/paths.ts';
+import { httpOk, startProcess, type LineSink, type ManagedProcess } from '../../lib/process.ts';
 
 export interface StartMaildevOptions {
   smtpPort: number;

@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { S3Client, CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
-import { startProcess, httpOk, type LineSink, type ManagedProcess } from './process.ts';
-import { cacheDir } from './paths.ts';
+import { startProcess, httpOk, type LineSink, type ManagedProcess } from '../../lib/process.ts';
+import { cacheDir } from '../../lib/paths.ts';
 
 export interface MinioServer {
   endpoint: string;

@@ -3,7 +3,7 @@ import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startProcess, type LineSink, type ManagedProcess } from './process.ts';
+import { startProcess, type LineSink, type ManagedProcess } from '../../lib/process.ts';
 
 /** Debian's PostgreSQL 15 server binaries (package postgresql-15). */
 export const postgresBinDir = '/usr/lib/postgresql/15/bin';

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { cacheDir } from './paths.ts';
-import { freePort, httpOk, startProcess, type LineSink, type ManagedProcess } from './process.ts';
+import { cacheDir } from '../../lib/paths.ts';
+import { freePort, httpOk, startProcess, type LineSink, type ManagedProcess } from '../../lib/process.ts';
 
 /** A running stripe-mock: Stripe's API shapes (from its OpenAPI spec), no state, no keys. */
 export interface StripeMockServer {

@@ -6,9 +6,9 @@
  */
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { cacheDir, rootDir } from './paths.ts';
+import { cacheDir, rootDir } from '../../lib/paths.ts';
 import net from 'node:net';
-import { startProcess, type LineSink, type ManagedProcess } from './process.ts';
+import { startProcess, type LineSink, type ManagedProcess } from '../../lib/process.ts';
 import { berthSearchAttributes } from './temporal.ts';
 
 export interface TemporalCluster {

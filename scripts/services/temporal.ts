@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { startProcess, httpOk, type LineSink, type ManagedProcess } from './process.ts';
-import { cacheDir } from './paths.ts';
+import { startProcess, httpOk, type LineSink, type ManagedProcess } from '../../lib/process.ts';
+import { cacheDir } from '../../lib/paths.ts';
 
 /** Berth's search attributes, registered on the dev server; production registers the same (docs/runbook.md). */
 export const berthSearchAttributes = {

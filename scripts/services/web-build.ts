@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { rootDir } from './paths.ts';
-import { startProcess, type LineSink } from './process.ts';
+import { rootDir } from '../../lib/paths.ts';
+import { startProcess, type LineSink } from '../../lib/process.ts';
 
 /** Rebuilds the web app (`react-router build`, as the image does) when its sources changed since the last build. */
 export async function buildWebIfNeeded(sink: LineSink): Promise<void> {

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../lib/log.ts';
-import { startProcess, portOpen, type ManagedProcess } from '../../scripts/services/process.ts';
+import { startProcess, portOpen, type ManagedProcess } from '../../lib/process.ts';
 import { runcmdScript, type CloudConfig } from './cloud-init.ts';
 
 const exec = promisify(execFile);

@@ -21,7 +21,7 @@ import { createUser } from '../../db/repositories/users.ts';
 import { findCustomer } from '../../db/repositories/customers.ts';
 import { customerWorkflowStart } from '../../lib/lifecycle-client.ts';
 import { createLogger } from '../../lib/log.ts';
-import { rootDir } from '../../scripts/services/paths.ts';
+import { rootDir } from '../../lib/paths.ts';
 import { stateQuery, type LifecycleView } from '../../workflows/messages.ts';
 import { createLifecycleDoubles } from '../doubles/lifecycle-activities.ts';
 import { useTestDatabase } from '../support/db.ts';

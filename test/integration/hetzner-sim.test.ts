@@ -5,7 +5,7 @@ import { Client, utils } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHetznerClient, type HetznerClient } from '../../activities/cloud/hetzner/client.ts';
 import { createLogger } from '../../lib/log.ts';
-import { portOpen } from '../../scripts/services/process.ts';
+import { portOpen } from '../../lib/process.ts';
 import { startLocalCloud, type LocalCloud } from '../../sim/hetzner/local-cloud.ts';
 import { hetznerConformance } from '../support/openapi.ts';
 

@@ -11,7 +11,7 @@ import { createMailActivities, type SendMailInput } from '../../activities/mail/
 import { createSmtpTransport, type MailTransport } from '../../activities/mail/transport.ts';
 import { mailSamples } from '../../activities/mail/samples.ts';
 import { startMaildev, type RunningMaildev } from '../../scripts/services/maildev.ts';
-import { freePort } from '../../scripts/services/process.ts';
+import { freePort } from '../../lib/process.ts';
 import { useTestDatabase } from '../support/db.ts';
 
 const quiet = () => {};

@@ -13,7 +13,7 @@ import { createUser } from '../../db/repositories/users.ts';
 import { startStripeMock, type StripeMockServer } from '../../scripts/services/stripe-mock.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { assertStripeEndpointsSupported, checkWebhookEndpoints } from '../../activities/billing/api-versions.ts';
-import { freePort } from '../../scripts/services/process.ts';
+import { freePort } from '../../lib/process.ts';
 import { startRecordingProxy, type RecordingProxy } from '../support/recording-proxy.ts';
 
 const database = useTestDatabase({ name: 'stripe_sessions' });

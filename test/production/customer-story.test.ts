@@ -15,7 +15,7 @@ import type { Browser, Page } from 'playwright-core';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import type { ManagedProcess } from '../../scripts/services/process.ts';
+import type { ManagedProcess } from '../../lib/process.ts';
 import { launchBrowser, registerAccount } from '../support/browser.ts';
 import { fileSink, startProductionWorker } from '../support/production-stack.ts';
 import { errorMessage } from '../../lib/errors.ts';

@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../scripts/services/process.ts';
+import { freePort } from '../../lib/process.ts';
 import { startPostgres, testSettings } from '../../scripts/services/postgres.ts';
 import { startTemporalDevServer } from '../../scripts/services/temporal.ts';
 import { startMinio } from '../../scripts/services/minio.ts';

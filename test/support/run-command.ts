@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
-import { httpOk } from '../../scripts/services/process.ts';
-import { rootDir } from '../../scripts/services/paths.ts';
+import { httpOk } from '../../lib/process.ts';
+import { rootDir } from '../../lib/paths.ts';
 
 export interface RunningBerth {
   child: ChildProcess;

@@ -1,7 +1,7 @@
 /**
  * A real OpenSSH sshd for tests and benchmarks: its own loopback address (127.0.0.x) and free port,
  * a host key and a client key generated now (never committed), started and stopped through
- * scripts/services/process.ts. Connect with the returned `target`: the host key is pinned.
+ * lib/process.ts. Connect with the returned `target`: the host key is pinned.
  *
  * By default the login is an unprivileged account, as on production servers (the `berth` user of
  * activities/cloud/user-data.ts): sshd runs in its own mount namespace whose /etc/passwd, group and
@@ -13,7 +13,7 @@ import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, portOpen, startProcess, type ManagedProcess } from '../../scripts/services/process.ts';
+import { freePort, portOpen, startProcess, type ManagedProcess } from '../../lib/process.ts';
 import type { SshTarget } from '../../activities/backups/ssh.ts';
 import { errorMessage } from '../../lib/errors.ts';
 

@@ -9,7 +9,7 @@ import { expect, test } from 'vitest';
 
 // docker-compose (Python) takes seconds to start, more on a busy machine.
 const composeTimeout = 60_000;
-import { rootDir } from '../../scripts/services/paths.ts';
+import { rootDir } from '../../lib/paths.ts';
 import { parseApiConfig } from '../../api/config.ts';
 import { parseWorkerConfig } from '../../worker/config.ts';
 

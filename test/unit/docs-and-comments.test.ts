@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { rootDir } from '../../scripts/services/paths.ts';
+import { rootDir } from '../../lib/paths.ts';
 
 const skipped = new Set(['node_modules', '.git', '.cache', '.data', 'build', '.react-router', 'test-results', 'histories']);
 

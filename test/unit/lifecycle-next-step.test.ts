@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveConfig, toIso, type Phase } from '../../workflows/deadlines.ts';
 import { checkTransition, nextStep, transitions, type PhaseChange, type StepContext } from '../../workflows/lifecycle/next-step.ts';
 import { initialState, lifecyclePatches, type LifecycleState, type ServerState } from '../../workflows/lifecycle/state.ts';
-import { rootDir } from '../../scripts/services/paths.ts';
+import { rootDir } from '../../lib/paths.ts';
 
 const day = 86_400_000;
 const now = Date.parse('2026-06-01T12:00:00.000Z');

@@ -6,7 +6,7 @@ import { lifecycleSearchAttributeKeys } from '../../workflows/search-attributes.
 import { defaultLifecycleConfig } from '../../workflows/deadlines.ts';
 import { berthSearchAttributes } from '../../scripts/services/temporal.ts';
 import { createPlans } from '../../activities/billing/plans.ts';
-import { rootDir } from '../../scripts/services/paths.ts';
+import { rootDir } from '../../lib/paths.ts';
 import { customerWorkflowStart } from '../../lib/lifecycle-client.ts';
 
 // Names that live in more than one place on purpose (the database checks them, migrations are frozen

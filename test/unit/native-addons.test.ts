@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { findObjectWrapAddons, isObjectWrapAddon, nativeAddonsUnder, objectWrapSignature } from '../../lib/native-addons.ts';
-import { rootDir } from '../../scripts/services/paths.ts';
+import { rootDir } from '../../lib/paths.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'berth-addons-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,8 +1,11 @@
 import { ESLint } from 'eslint';
+import tseslint from 'typescript-eslint';
 import { expect, test } from 'vitest';
-import { rootDir } from '../../scripts/services/paths.ts';
+import { rootDir } from '../../lib/paths.ts';
 
-const eslint = new ESLint({ cwd: rootDir });
+// The probes are text that names files which do not exist, so the type-aware rules (which need the file in the
+// TypeScript project) are left out; every other rule is the project's own.
+const eslint = new ESLint({ cwd: rootDir, overrideConfig: tseslint.configs.disableTypeChecked });
 
 async function problems(code: string, file = 'workflows/probe.ts'): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath: `${rootDir}/${file}` });
@@ -32,4 +35,19 @@ test('workflow code may import only types from activities/, and nothing from db,
 
 test('the same imports are fine outside workflows/', async () => {
   expect(await problems(`import fs from 'node:fs';\nexport const f = fs;\n`, 'activities/probe.ts')).toEqual([]);
+});
+
+test('product code never imports scripts/ (entry points), and logs instead of printing', async () => {
+  for (const file of ['api/probe.ts', 'activities/probe.ts', 'lib/probe.ts', 'web/probe.tsx', 'worker/probe.ts', 'sim/probe.ts', 'db/probe.ts']) {
+    expect(await problems(`import { x } from '../scripts/services/postgres.ts';\nexport const y = x;\n`, file)).toEqual([
+      expect.stringContaining('must not import scripts/'),
+    ]);
+    expect(await problems(`console.log('hello');\nexport {};\n`, file)).toEqual([expect.stringContaining('no-console')]);
+  }
+  expect(await problems(`import { x } from '../scripts/services/postgres.ts';\nexport const y = x;\n`)).toEqual([
+    expect.stringContaining('or scripts'),
+  ]);
+  for (const file of ['scripts/probe.ts', 'test/probe.ts', 'bench/probe.ts']) {
+    expect(await problems(`import { x } from '../scripts/services/postgres.ts';\nconsole.log(x);\n`, file)).toEqual([]);
+  }
 });
