@@ -10,8 +10,7 @@ import { createUser, EmailTakenError, findUserByEmail } from '../db/repositories
 import type { Logger } from '../lib/log.ts';
 import type { PublicConfig } from './config.ts';
 import { lifecycleView, signalActivity, type customerWorkflowStart } from '../lib/lifecycle-client.ts';
-import { customerWorkflowId } from '../activities/billing/billing-event.ts';
-import { applySettingsUpdate, backupNowUpdate, powerOffUpdate, powerOnUpdate, type LifecycleView } from '../workflows/messages.ts';
+import { lifecycleWorkflowId, applySettingsUpdate, backupNowUpdate, powerOffUpdate, powerOnUpdate, type LifecycleView } from '../workflows/messages.ts';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { AssistantSettings } from '../activities/contracts.ts';
 import { secretPurposes } from '../activities/cloud/keys.ts';
@@ -233,7 +232,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         return lifecycleView(deps.temporal, userId);
       },
       async command(userId, command) {
-        const handle = deps.temporal.workflow.getHandle(customerWorkflowId(userId));
+        const handle = deps.temporal.workflow.getHandle(lifecycleWorkflowId(userId));
         try {
           switch (command) {
             case 'backup_now': {
@@ -272,7 +271,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
           settings.apiKeySecretId = row.id;
         }
         try {
-          await deps.temporal.workflow.getHandle(customerWorkflowId(userId)).startUpdate(applySettingsUpdate, { args: [settings], waitForStage: 'ACCEPTED' });
+          await deps.temporal.workflow.getHandle(lifecycleWorkflowId(userId)).startUpdate(applySettingsUpdate, { args: [settings], waitForStage: 'ACCEPTED' });
         } catch (err) {
           if (err instanceof WorkflowUpdateFailedError) return { ok: false, errors: { form: err.cause?.message ?? err.message } };
           if (err instanceof WorkflowNotFoundError) return { ok: false, errors: { form: 'Choose a plan first; your assistant is set up with it.' } };

@@ -1,9 +1,8 @@
 import type { Client } from '@temporalio/client';
 import type { Plans } from '../activities/billing/plans.ts';
-import { billingEventSignal, stateQuery, userActivitySignal, type LifecycleView } from '../workflows/messages.ts';
+import { billingEventSignal, lifecycleWorkflowId, stateQuery, userActivitySignal, type LifecycleView } from '../workflows/messages.ts';
 import type { CustomerLifecycleInput } from '../workflows/customer-lifecycle.ts';
 import { lifecyclePlans, type LifecycleConfig } from '../workflows/deadlines.ts';
-import { customerWorkflowId } from '../activities/billing/billing-event.ts';
 
 /**
  * How every customer's lifecycle workflow is started, whichever event comes first. The plan policy
@@ -24,7 +23,7 @@ export function customerWorkflowStart(opts: { taskQueue: string; plans: Plans; o
 /** Tells the customer's workflow they did something (starting it if needed): it wakes an idle server. */
 export async function signalActivity(client: Client, start: ReturnType<typeof customerWorkflowStart>, userId: string, source: string): Promise<void> {
   await client.workflow.signalWithStart(start.workflowType, {
-    workflowId: customerWorkflowId(userId),
+    workflowId: lifecycleWorkflowId(userId),
     taskQueue: start.taskQueue,
     args: start.workflowArgs(userId),
     signal: userActivitySignal,
@@ -35,7 +34,7 @@ export async function signalActivity(client: Client, start: ReturnType<typeof cu
 /** The workflow's own view of the customer, or null when it has none (never started, or finished). */
 export async function lifecycleView(client: Client, userId: string): Promise<LifecycleView | null> {
   try {
-    return await client.workflow.getHandle(customerWorkflowId(userId)).query(stateQuery);
+    return await client.workflow.getHandle(lifecycleWorkflowId(userId)).query(stateQuery);
   } catch {
     return null;
   }

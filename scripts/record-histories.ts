@@ -20,7 +20,8 @@ import { Client, Connection, ScheduleAlreadyRunning, type WorkflowHandle, type W
 import proto from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { customerLifecycle } from '../workflows/customer-lifecycle.ts';
-import { pruneExpiredBackups, pruneScheduleId } from '../workflows/prune-schedule.ts';
+import { pruneExpiredBackups } from '../workflows/prune-schedule.ts';
+import { scheduleIds } from '../worker/schedules.ts';
 import { approveDeletionWithoutBackupUpdate, backupNowUpdate, billingEventSignal, powerOffUpdate, stateQuery, userActivitySignal, type BillingEvent } from '../workflows/messages.ts';
 import { defaultLifecycleConfig, type LifecycleConfig } from '../workflows/deadlines.ts';
 import { createLifecycleDoubles, type LifecycleDoubles } from '../test/doubles/lifecycle-activities.ts';
@@ -251,7 +252,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 2; i++) {
       try {
         await client.schedule.create({
-          scheduleId: pruneScheduleId, spec: { calendars: [{ hour: 3, minute: 17 }] },
+          scheduleId: scheduleIds.prune, spec: { calendars: [{ hour: 3, minute: 17 }] },
           action: { type: 'startWorkflow', workflowType: pruneExpiredBackups, taskQueue, workflowId: 'prune-expired-backups' },
           policies: { overlap: 'SKIP' },
         });
@@ -292,7 +293,7 @@ async function main(): Promise<void> {
         if (index >= 2) break; // two runs of a continued workflow are enough to replay both kinds of start
       }
     }
-    await client.schedule.getHandle(pruneScheduleId).delete();
+    await client.schedule.getHandle(scheduleIds.prune).delete();
   } finally {
     worker?.shutdown();
     await workerRun?.catch(() => undefined);

@@ -6,7 +6,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadWorkerConfig } from './config.ts';
-import { ensurePruneSchedule } from './schedules.ts';
+import { ensureSchedules } from './schedules.ts';
 import { createDb } from '../db/client.ts';
 import { createLogger } from '../lib/log.ts';
 import { masterKeysFrom } from '../lib/secrets.ts';
@@ -28,7 +28,6 @@ import { createPlans } from '../activities/billing/plans.ts';
 import { createStripeClient } from '../activities/billing/stripe-client.ts';
 import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts';
 import { createBillingActivities } from '../activities/billing/index.ts';
-import { ensureReconciliationSchedule } from '../activities/billing/reconcile.ts';
 import type { BillingReconciliationActivities, LifecycleActivities } from '../activities/contracts.ts';
 import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
 import { errorMessage } from '../lib/errors.ts';
@@ -133,8 +132,7 @@ const worker = await Worker.create({
   interceptors: { activity: [heartbeatInterceptor] },
 });
 
-log.info({ prune: await ensurePruneSchedule(client, config.TEMPORAL_TASK_QUEUE) }, 'backup prune schedule');
-await ensureReconciliationSchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowType: 'stripeReconciliation' });
+log.info(await ensureSchedules(client, config.TEMPORAL_TASK_QUEUE), 'schedules');
 log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, workflows: config.WORKFLOW_BUNDLE ? 'prebuilt bundle' : 'bundled at start', cloud: localCloud ? 'local' : 'hetzner', cloudProjects: fleet ? fleet.projects.map((p) => p.name) : 1, billing: config.billing, mailer: config.mailer }, 'worker ready');
 
 // SIGINT/SIGTERM: the SDK's default shutdown signals; run() resolves once in-flight tasks finish.

@@ -39,11 +39,6 @@ export interface CustomerLifecycleInput {
   state?: LifecycleState;
 }
 
-/** The workflow id of a customer's lifecycle. */
-export function lifecycleWorkflowId(customerId: string): string {
-  return `customer-${customerId}`;
-}
-
 /**
  * One customer's whole life with Berth. Start it with signalWithStart (billing event or user
  * activity) on workflow id `customer-<userId>`; it completes when the customer's data is purged.

@@ -5,6 +5,14 @@ import type { Stage } from '../lib/product.ts';
 /** Lifecycle stages (lib/product.ts), in the order a customer usually meets them. */
 export { stages, type Stage } from '../lib/product.ts';
 
+/**
+ * The workflow id of a customer's lifecycle, `customer-<userId>`: one per customer, so every billing event,
+ * page command and operator action reaches the same run (and signalWithStart starts it when there is none).
+ */
+export function lifecycleWorkflowId(customerId: string): string {
+  return `customer-${customerId}`;
+}
+
 /** Normalized billing event types (activities/billing/billing-event.ts maps Stripe events onto these). */
 export type BillingEventType =
   /** checkout.session.completed (or a delayed payment of it succeeded); `paid` false: no money yet. */

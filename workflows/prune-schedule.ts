@@ -7,12 +7,9 @@ const { pruneExpiredBackups: prune } = proxyActivities<BackupActivities>({
   retry: { initialInterval: '1m', backoffCoefficient: 2, maximumInterval: '30m', maximumAttempts: 5 },
 });
 
-/** Id of the fleet-wide Schedule that prunes expired backups once a day. */
-export const pruneScheduleId = 'berth-prune-expired-backups';
-
 /**
  * Deletes backups whose retention is over (per plan; the activity keeps what must be kept).
- * Run daily by the Schedule {@link pruneScheduleId}; safe to run twice.
+ * Run daily by the `prune` Schedule (worker/schedules.ts); safe to run twice.
  */
 export async function pruneExpiredBackups(): Promise<{ deletedBackupIds: string[] }> {
   return prune.executeWithOptions({ summary: 'prune expired backups' }, [{ now: new Date(Date.now()).toISOString() }]);

@@ -51,11 +51,6 @@ export interface BillingEvent {
   stripeInvoiceId: string | null;
 }
 
-/** The id of the customer workflow that billing events are delivered to. */
-export function customerWorkflowId(userId: string): string {
-  return `customer-${userId}`;
-}
-
 const lifecycleTypes = {
   'checkout.completed': 'checkout_completed',
   // The delayed payment arrived: for the lifecycle, the checkout is now paid.

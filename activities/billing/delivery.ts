@@ -1,6 +1,6 @@
 import type { Client, SignalDefinition } from '@temporalio/client';
-import { customerWorkflowId, toLifecycleEvent, type BillingEvent } from './billing-event.ts';
-import type { BillingEvent as LifecycleBillingEvent } from '../../workflows/messages.ts';
+import { toLifecycleEvent, type BillingEvent } from './billing-event.ts';
+import { lifecycleWorkflowId, type BillingEvent as LifecycleBillingEvent } from '../../workflows/messages.ts';
 
 /** Hands a normalized billing event to the customer's workflow. Must be safe to repeat. */
 export interface BillingEventDelivery {
@@ -27,7 +27,7 @@ export function createTemporalBillingDelivery(opts: TemporalBillingDeliveryOptio
   return {
     async deliver(userId, event) {
       await opts.client.workflow.signalWithStart(opts.workflowType, {
-        workflowId: customerWorkflowId(userId),
+        workflowId: lifecycleWorkflowId(userId),
         taskQueue: opts.taskQueue,
         args: opts.workflowArgs(userId),
         signal: opts.signal,

@@ -7,7 +7,7 @@ import type { Plans } from './plans.ts';
 import { reconcileStripeEvents, type ReconcileResult } from './reconcile.ts';
 
 export type { BillingEvent, BillingEventType } from './billing-event.ts';
-export { billingEventTypes, customerWorkflowId } from './billing-event.ts';
+export { billingEventTypes } from './billing-event.ts';
 
 export interface BillingActivityDeps {
   /** Null with local billing (no STRIPE_SECRET_KEY): nothing to sync or reconcile against. */

@@ -1,4 +1,3 @@
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type Stripe from 'stripe';
 import { handledStripeEventTypes } from './normalize.ts';
 import { processStripeEvent, type ProcessOutcome, type ProcessStripeEventDeps } from './process-event.ts';
@@ -35,27 +34,4 @@ export async function reconcileStripeEvents(
   }
   if (result.replayed > 0) deps.log.info(result, 'stripe reconciliation replayed events');
   return result;
-}
-
-export const reconciliationScheduleId = 'stripe-reconciliation';
-
-/**
- * Creates the Temporal Schedule that runs the reconciliation workflow every `everyMinutes`
- * (default 15), unless it exists. Overlaps are skipped: one reconciliation at a time.
- */
-export async function ensureReconciliationSchedule(
-  client: Client,
-  opts: { taskQueue: string; workflowType: string; everyMinutes?: number; scheduleId?: string },
-): Promise<void> {
-  try {
-    await client.schedule.create({
-      scheduleId: opts.scheduleId ?? reconciliationScheduleId,
-      spec: { intervals: [{ every: `${opts.everyMinutes ?? 15} minutes` }] },
-      action: { type: 'startWorkflow', workflowType: opts.workflowType, taskQueue: opts.taskQueue, args: [], workflowId: `${opts.scheduleId ?? reconciliationScheduleId}-run` },
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-      memo: { purpose: 'Replays Stripe events our webhook endpoint missed' },
-    });
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-  }
 }

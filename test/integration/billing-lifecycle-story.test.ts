@@ -22,7 +22,7 @@ import { findCustomer } from '../../db/repositories/customers.ts';
 import { customerWorkflowStart } from '../../lib/lifecycle-client.ts';
 import { createLogger } from '../../lib/log.ts';
 import { rootDir } from '../../lib/paths.ts';
-import { stateQuery, type LifecycleView } from '../../workflows/messages.ts';
+import { lifecycleWorkflowId, stateQuery, type LifecycleView } from '../../workflows/messages.ts';
 import { createLifecycleDoubles } from '../doubles/lifecycle-activities.ts';
 import { useTestDatabase } from '../support/db.ts';
 
@@ -71,7 +71,7 @@ afterAll(async () => {
 });
 
 async function until(userId: string, what: string, done: (v: LifecycleView) => boolean, timeoutMs = 30_000): Promise<LifecycleView> {
-  const handle = client.workflow.getHandle(`customer-${userId}`);
+  const handle = client.workflow.getHandle(lifecycleWorkflowId(userId));
   const deadline = Date.now() + timeoutMs;
   let last: LifecycleView | undefined;
   while (Date.now() < deadline) {

@@ -1,8 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { ensurePruneSchedule } from '../../worker/schedules.ts';
-import { ensureReconciliationSchedule, reconciliationScheduleId } from '../../activities/billing/reconcile.ts';
-import { pruneScheduleId } from '../../workflows/prune-schedule.ts';
+import { ensureSchedules, scheduleIds } from '../../worker/schedules.ts';
 
 let connection: Connection;
 let client: Client;
@@ -16,11 +14,11 @@ afterAll(async () => {
   await connection?.close();
 });
 
-test('worker start creates the daily backup-prune schedule once, and leaves an existing one alone', async () => {
-  expect(await ensurePruneSchedule(client, 'berth')).toBe('created');
-  const handle = client.schedule.getHandle(pruneScheduleId);
+test('worker start creates each schedule once, and leaves an existing one alone', async () => {
+  expect(await ensureSchedules(client, 'berth')).toEqual({ prune: 'created', reconciliation: 'created' });
+  const handle = client.schedule.getHandle(scheduleIds.prune);
   await handle.pause('an operator paused it');
-  expect(await ensurePruneSchedule(client, 'berth')).toBe('exists');
+  expect(await ensureSchedules(client, 'berth')).toEqual({ prune: 'exists', reconciliation: 'exists' });
   const described = await handle.describe();
   expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'pruneExpiredBackups', taskQueue: 'berth' });
   expect(described.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 3, end: 3, step: 1 }], minute: [{ start: 17, end: 17, step: 1 }] });
@@ -28,10 +26,9 @@ test('worker start creates the daily backup-prune schedule once, and leaves an e
   expect(described.state.paused).toBe(true);
 });
 
-test('worker start creates the Stripe reconciliation schedule idempotently', async () => {
-  await ensureReconciliationSchedule(client, { taskQueue: 'berth', workflowType: 'stripeReconciliation' });
-  await ensureReconciliationSchedule(client, { taskQueue: 'berth', workflowType: 'stripeReconciliation' });
-  const described = await client.schedule.getHandle(reconciliationScheduleId).describe();
+test('the Stripe reconciliation schedule runs every 15 minutes', async () => {
+  await ensureSchedules(client, 'berth');
+  const described = await client.schedule.getHandle(scheduleIds.reconciliation).describe();
   expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'stripeReconciliation', taskQueue: 'berth' });
   expect(described.spec.intervals?.[0]?.every).toBe(15 * 60_000);
 });

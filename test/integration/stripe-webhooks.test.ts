@@ -25,6 +25,7 @@ import { billingEventSignal, recorderStateQuery, type RecorderState } from '../s
 import { useTestDatabase } from '../support/db.ts';
 import { inLegacyVersion, inVersion, legacyVersion } from '../support/stripe-versions.ts';
 import { listStripeEventsNeedingAttention } from '../../activities/billing/store.ts';
+import { lifecycleWorkflowId } from '../../workflows/messages.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const database = useTestDatabase({ name: 'stripe_webhooks' });
@@ -94,11 +95,11 @@ async function deliver(event: Stripe.Event): Promise<{ status: number; outcome?:
 }
 
 async function workflowState(userId: string): Promise<RecorderState> {
-  return client.workflow.getHandle(`customer-${userId}`).query(recorderStateQuery);
+  return client.workflow.getHandle(lifecycleWorkflowId(userId)).query(recorderStateQuery);
 }
 
 async function signalCount(userId: string): Promise<number> {
-  const history = await client.workflow.getHandle(`customer-${userId}`).fetchHistory();
+  const history = await client.workflow.getHandle(lifecycleWorkflowId(userId)).fetchHistory();
   return (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
 }
 
@@ -231,7 +232,7 @@ describe('events of an API version Berth does not read', () => {
     expect((await listStripeEventsNeedingAttention(database.db)).map((r) => r.eventId)).toContain(event.id);
     // No half-read effect: no customer link, no workflow.
     expect((await dbState(userId)).customer).toBeUndefined();
-    await expect(client.workflow.getHandle(`customer-${userId}`).describe()).rejects.toThrow();
+    await expect(client.workflow.getHandle(lifecycleWorkflowId(userId)).describe()).rejects.toThrow();
 
     const stripe = { events: { list: () => [{ ...event, created: Math.floor(Date.now() / 1000) - 60 }] } } as unknown as Stripe;
     const again = await reconcileStripeEvents({ db: database.db, plans, delivery: { deliver: async () => { throw new Error('must not deliver'); } }, log, stripe });

@@ -19,6 +19,7 @@ import type { ManagedProcess } from '../../lib/process.ts';
 import { launchBrowser, registerAccount } from '../support/browser.ts';
 import { fileSink, startProductionWorker } from '../support/production-stack.ts';
 import { errorMessage } from '../../lib/errors.ts';
+import { lifecycleWorkflowId } from '../../workflows/messages.ts';
 
 const stack = inject('production');
 const [webA, webB] = stack.webUrls as [string, string];
@@ -114,7 +115,7 @@ async function stageIs(page: Page, base: string, label: string, timeoutMs: numbe
     const stage = loaded ? await page.getByTestId('stage').textContent({ timeout: 10_000 }).catch(() => null) : null;
     if (stage === label) return;
     if (Date.now() > deadline) {
-      const workflowId = `customer-${await db.query<{ id: string }>('select id from users order by created_at desc limit 1').then((r) => r.rows[0]!.id)}`;
+      const workflowId = lifecycleWorkflowId(await db.query<{ id: string }>('select id from users order by created_at desc limit 1').then((r) => r.rows[0]!.id));
       throw new Error(`the dashboard still shows "${stage}" after ${timeoutMs / 1000} s, not "${label}"; pending: ${await pendingWork(workflowId)}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -140,7 +141,7 @@ test('sign up → pay → server ready → backup → expiry → renewal → res
   // Sign up and pay through web A.
   await registerAccount(page, webA, { name: 'Ada Lovelace', email, password: 'analytical engine 1843' });
   const userId = (await db.query<{ id: string }>('select id from users where email = $1', [email])).rows[0]!.id;
-  const workflowId = `customer-${userId}`;
+  const workflowId = lifecycleWorkflowId(userId);
   await checkout(page);
 
   // Provisioning: kill the worker that runs it. The other takes the activity over once its heartbeat times out.

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
-import { billingEventSignal, stateQuery } from '../../workflows/messages.ts';
+import { billingEventSignal, lifecycleWorkflowId, stateQuery } from '../../workflows/messages.ts';
 import { createLifecycleDoubles } from '../doubles/lifecycle-activities.ts';
 import { billingEvent, bundleLifecycleWorkflows, createLifecycleTestEnv, day, iso, testConfig, withWorker } from './support.ts';
 
@@ -31,7 +31,7 @@ it('a year of monthly renewals continues-as-new with each run under the history 
   const runIds = await withWorker(env, bundle, doubles, async (taskQueue) => {
     const t0 = await env.currentTimeMs();
     const handle = await env.client.workflow.signalWithStart(customerLifecycle, {
-      workflowId: `customer-${customerId}`, taskQueue,
+      workflowId: lifecycleWorkflowId(customerId), taskQueue,
       args: [{ customerId, config: testConfig({ dailyBackupEveryMs: day, maxHistoryEvents }) }],
       signal: billingEventSignal,
       signalArgs: [billingEvent('evt_0', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'pro' })],

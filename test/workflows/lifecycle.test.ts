@@ -9,7 +9,7 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../../lib/errors.ts';
 import {
-  approveDeletionWithoutBackupUpdate, backupNowUpdate, backupProgressSignal, powerOffUpdate, stateQuery, userActivitySignal,
+  approveDeletionWithoutBackupUpdate, backupNowUpdate, lifecycleWorkflowId, backupProgressSignal, powerOffUpdate, stateQuery, userActivitySignal,
   type BillingEvent, type LifecycleView,
 } from '../../workflows/messages.ts';
 import { NeedsAttentionKey, StageKey, ServerIdKey } from '../../workflows/search-attributes.ts';
@@ -499,7 +499,7 @@ describe('customer lifecycle', () => {
     const slots = daily.map((s) => Date.parse(s));
     expect(slots[1]! - slots[0]!).toBe(day);
     expect(slots[2]! - slots[1]!).toBe(day);
-    const customerId = handle.workflowId.slice('customer-'.length);
+    const customerId = handle.workflowId.slice(lifecycleWorkflowId('').length);
     expect(slots[0]! % day).toBe(spreadHash(customerId) % day);
   });
 });

@@ -11,7 +11,7 @@ import type { Connection, WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 const { temporal } = proto;
 import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
-import { billingEventSignal, userActivitySignal } from '../../workflows/messages.ts';
+import { billingEventSignal, lifecycleWorkflowId, userActivitySignal } from '../../workflows/messages.ts';
 import { lifecycleSearchAttributeKeys } from '../../workflows/search-attributes.ts';
 import type { LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
 import type { LifecycleConfig } from '../../workflows/deadlines.ts';
@@ -97,8 +97,8 @@ export async function runStory(env: TestWorkflowEnvironment, bundle: WorkflowBun
     const t0 = await env.currentTimeMs();
     const start = first?.(t0);
     const handle = start
-      ? await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: billingEventSignal, signalArgs: [start] })
-      : await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: userActivitySignal, signalArgs: [{ source: 'registration' }] });
+      ? await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: lifecycleWorkflowId(customerId), taskQueue, args: [{ customerId, config }], signal: billingEventSignal, signalArgs: [start] })
+      : await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: lifecycleWorkflowId(customerId), taskQueue, args: [{ customerId, config }], signal: userActivitySignal, signalArgs: [{ source: 'registration' }] });
     const at = async (ms: number): Promise<void> => {
       const now = await env.currentTimeMs();
       await env.sleep(Math.max(1, t0 + ms - now));
