@@ -42,7 +42,7 @@ export interface Plan {
   displayPrice: DisplayPrice;
 }
 
-/** The plans, by id. Product policy: kept in code so a change is reviewed (docs/decisions/015). */
+/** The plans, by id. Product policy: kept in code so a change is reviewed (docs/decisions/019). */
 export const plans: Readonly<Record<PlanId, Plan>> = {
   starter: {
     id: 'starter',

@@ -16,6 +16,7 @@ import { lifecycleSearchAttributeKeys } from '../../workflows/search-attributes.
 import type { LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
 import type { LifecycleConfig } from '../../workflows/deadlines.ts';
 import type { BillingEvent } from '../../workflows/messages.ts';
+import { cacheDir } from '../../lib/paths.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const workflowsPath = path.join(repoRoot, 'workflows/index.ts');
@@ -23,7 +24,7 @@ export const day = 86_400_000;
 
 /** The Java time-skipping server: TEMPORAL_TEST_SERVER, else the one scripts/bootstrap caches. */
 export function testServerPath(): string {
-  return process.env.TEMPORAL_TEST_SERVER ?? path.join(repoRoot, '.cache/temporal-test-server/temporal-test-server');
+  return process.env.TEMPORAL_TEST_SERVER ?? path.join(cacheDir, 'temporal-test-server', 'temporal-test-server');
 }
 
 let runtimeInstalled = false;
