@@ -5,6 +5,7 @@ import type { CustomersTable } from './tables/customers.ts';
 import type { EmailLogTable } from './tables/email-log.ts';
 import type { EncryptedSecretsTable } from './tables/encrypted-secrets.ts';
 import type { InvoicesTable } from './tables/invoices.ts';
+import type { MailOutboxTable } from './tables/mail-outbox.ts';
 import type { ServersTable } from './tables/servers.ts';
 import type { SessionsTable } from './tables/sessions.ts';
 import type { StripeEventsTable } from './tables/stripe-events.ts';
@@ -25,6 +26,7 @@ export interface Database {
   emailLog: EmailLogTable;
   auditLog: AuditLogTable;
   encryptedSecrets: EncryptedSecretsTable;
+  mailOutbox: MailOutboxTable;
 }
 
 /** What repository functions take first: the database, or a transaction on it (a Transaction is a Kysely). */
@@ -36,6 +38,7 @@ export type * from './tables/customers.ts';
 export type * from './tables/email-log.ts';
 export type * from './tables/encrypted-secrets.ts';
 export type * from './tables/invoices.ts';
+export type * from './tables/mail-outbox.ts';
 export type * from './tables/servers.ts';
 export type * from './tables/sessions.ts';
 export type * from './tables/stripe-events.ts';

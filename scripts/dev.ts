@@ -2,16 +2,14 @@
  * The run command's supervisor: starts every part of Berth locally, in order, with readiness checks,
  * one combined log (a prefix per process) and a clean stop on Ctrl-C / SIGTERM that leaves no process.
  */
-import { createHash } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
 import { startProcess, httpOk, prefixedSink, type ManagedProcess } from './services/process.ts';
 import { dataDir, rootDir } from './services/paths.ts';
-import { startTemporalDevServer } from './services/temporal.ts';
+import { startTemporalDevServer, workerPolling } from './services/temporal.ts';
 import { startMinio } from './services/minio.ts';
 import { startPostgres } from './services/postgres.ts';
 import { startMaildev } from './services/maildev.ts';
+import { buildWebIfNeeded } from './services/web-build.ts';
 import { localServices as env } from './services/local-defaults.ts';
 import { localDefaults } from '../lib/config.ts';
 
@@ -60,38 +58,6 @@ async function step<T extends Part>(name: string, start: () => Promise<T>): Prom
   return part;
 }
 
-/** Rebuilds the web app when its sources changed since the last build. */
-async function buildWebIfNeeded(): Promise<void> {
-  const hash = createHash('sha256');
-  const files = ['react-router.config.ts', 'vite.config.ts', 'package-lock.json'];
-  for (const entry of await readdir(path.join(rootDir, 'web'), { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) files.push(path.relative(rootDir, path.join(entry.parentPath, entry.name)));
-  }
-  for (const file of files.sort()) hash.update(file).update(await readFile(path.join(rootDir, file)));
-  const digest = hash.digest('hex');
-  const stampFile = path.join(rootDir, 'build', '.sources-sha256');
-  const built = await readFile(stampFile, 'utf8').catch(() => '');
-  if (built === digest && (await stat(path.join(rootDir, 'build', 'server', 'index.js')).catch(() => null))) {
-    say('web app: build is up to date');
-    return;
-  }
-  say('web app: building (react-router build)…');
-  const build = await startProcess({ name: 'build', command: 'npx', args: ['react-router', 'build'], cwd: rootDir, sink });
-  const code = await build.exited;
-  if (code !== 0) throw new Error(`react-router build failed (exit ${code})`);
-  await writeFile(stampFile, digest);
-}
-
-async function workerPolling(address: string, namespace: string, taskQueue: string): Promise<boolean> {
-  const connection = await Connection.connect({ address, connectTimeout: 1000 });
-  try {
-    const res = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 });
-    return (res.pollers?.length ?? 0) > 0;
-  } finally {
-    await connection.close();
-  }
-}
-
 try {
   const postgres = await step('postgres', () =>
     process.env.DATABASE_URL
@@ -112,6 +78,8 @@ try {
   ]);
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
+    // Explicitly local: stand-ins and development secrets are allowed only in this mode.
+    BERTH_MODE: 'local',
     DATABASE_URL: postgres.url,
     TEMPORAL_ADDRESS: temporal.address,
     AWS_ENDPOINT_URL_S3: minio.endpoint,
@@ -124,7 +92,7 @@ try {
   say('database: applying migrations…');
   const migrate = await startProcess({ name: 'migrate', command: process.execPath, args: ['db/cli.ts', 'up'], cwd: rootDir, env: childEnv, sink });
   if ((await migrate.exited) !== 0) throw new Error('migrations failed');
-  await buildWebIfNeeded();
+  await buildWebIfNeeded(sink);
 
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? 'berth';

@@ -33,9 +33,10 @@ import type { BillingReconciliationActivities, LifecycleActivities } from '../ac
 const config = loadWorkerConfig();
 const log = createLogger('worker', config.LOG_LEVEL);
 const db = createDb(config.DATABASE_URL);
-const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY });
+const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }, config.MASTER_KEYS_PREVIOUS);
 const plans = createPlans(config);
-const localCloud = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.HCLOUD_ENDPOINT).hostname);
+// The local cloud's stand-ins (assistant, shared network) only in local mode, never by accident.
+const localCloud = config.BERTH_MODE === 'local' && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.HCLOUD_ENDPOINT).hostname);
 
 const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });

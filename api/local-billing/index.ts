@@ -61,7 +61,7 @@ interface PendingCheckout {
 }
 
 export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
-  if (process.env.NODE_ENV === 'production') throw new Error('local billing must not run in production');
+  if (process.env.BERTH_MODE !== 'local') throw new Error('local billing runs only in local mode (BERTH_MODE=local)');
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const period = deps.periodSeconds ?? 30 * 86400;
   const webhookUrl = deps.webhookUrl ?? `${deps.appUrl}/webhooks/stripe`;

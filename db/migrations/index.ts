@@ -1,6 +1,8 @@
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import * as initial from './2026-11-26T00-00-00-initial.ts';
 import * as lifecycleProjection from './2026-11-26T12-00-00-lifecycle-projection.ts';
+import * as sessionsReauth from './2026-11-30T00-00-00-sessions-reauth.ts';
+import * as throttleAndMailOutbox from './2026-11-30T00-00-01-throttle-and-mail-outbox.ts';
 
 /**
  * Every migration, in order, listed by hand: no folder scanning, so a bundle or a typo cannot
@@ -9,6 +11,8 @@ import * as lifecycleProjection from './2026-11-26T12-00-00-lifecycle-projection
 export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-26T00-00-00-initial': initial,
   '2026-11-26T12-00-00-lifecycle-projection': lifecycleProjection,
+  '2026-11-30T00-00-00-sessions-reauth': sessionsReauth,
+  '2026-11-30T00-00-01-throttle-and-mail-outbox': throttleAndMailOutbox,
 };
 
 /** The Kysely MigrationProvider that returns exactly the list above. */
