@@ -37,11 +37,23 @@ const nowhere = 'http://berth.invalid';
  * Where to go after signing in: a path on this site, or the dashboard. Refused: anything not
  * starting with one '/', backslashes (browsers read them as '/'), control characters and spaces
  * (browsers drop tabs and newlines, so `/\t/evil.example` becomes `//evil.example`), and paths that
- * normalise to `//host` (`/.//evil.example`). What is returned is the normalised path itself.
+ * normalise to `//host` (`/.//evil.example`), also after percent-decoding. What is returned is the
+ * normalised path itself.
  */
 export function safeNext(next: string | null | undefined): string {
   const fallback = '/dashboard';
-  if (!next || next.length > 2000 || !next.startsWith('/') || next.startsWith('//') || /[\\\x00-\x20\x7f]/.test(next)) return fallback;
+  if (!next || next.length > 2000) return fallback;
+  // Checked as given and once percent-decoded (`/%09/evil.example`, `/%2F/evil.example`): a later
+  // decoding step, ours or a browser's, must not find a host in it either.
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(next);
+  } catch {
+    return fallback;
+  }
+  for (const form of [next, decoded]) {
+    if (!form.startsWith('/') || form.startsWith('//') || /[\\\x00-\x20\x7f]/.test(form)) return fallback;
+  }
   let url: URL;
   try {
     url = new URL(next, nowhere);

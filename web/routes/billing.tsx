@@ -2,6 +2,9 @@ import { Form, redirectDocument, useActionData, useLoaderData, useNavigation } f
 import type { Route } from './+types/billing.ts';
 import { clientOf, refused, requireUser, services } from '../auth.server.ts';
 import { formatDate, formatMoney } from '../format.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Billing — Berth' }];

@@ -1,6 +1,9 @@
 import { Form, redirect, useActionData, useNavigation, useSearchParams } from 'react-router';
 import type { Route } from './+types/confirm-password.ts';
 import { clientOf, refused, requireUser, safeNext, services } from '../auth.server.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Confirm your password — Berth' }];

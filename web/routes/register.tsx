@@ -1,6 +1,9 @@
 import { Form, Link, redirect, useActionData, useNavigation } from 'react-router';
 import type { Route } from './+types/register.ts';
 import { clientOf, refused, services } from '../auth.server.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Create your account — Berth' }];

@@ -3,6 +3,9 @@ import type { Route } from './+types/settings.ts';
 import { clientOf, refused, requireUser, services } from '../auth.server.ts';
 import { useRefreshWhile } from '../refresh.ts';
 import { timeZoneChoices } from '../../lib/time-zones.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Settings — Berth' }];
