@@ -166,6 +166,13 @@ export interface BackupService {
 const RESTORE_ERRORS: readonly string[] = [ErrorType.BackupCorrupt, ErrorType.KeyUnavailable];
 
 /**
+ * The server's size estimate sizes the upload's part buffers (partSize × (queueSize + 1) in memory),
+ * so neither is taken beyond these: 64 MiB parts hold objects up to 625 GiB in 10,000 parts.
+ */
+const MAX_PART_BYTES = 64 * 1024 * 1024;
+const MAX_ESTIMATE_BYTES = 16 * 1024 ** 4;
+
+/**
  * SigV4 signs a Buffer body by hashing it with SHA-256 — for every part we upload, on our main
  * thread — and storage hashes it again to check. Without SHA extensions that is ~230 MB/s per side,
  * as slow as zstd. Our backup parts go `UNSIGNED-PAYLOAD` instead (still signed headers; the SDK's
@@ -321,7 +328,9 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
           'inspecting the paths', ErrorType.Misconfigured)).toString().split('\n');
         const tarVersion = facts[0]?.trim() ?? 'unknown';
         const serverZstd = facts[1]?.trim() && facts[1].trim() !== 'none' ? facts[1].trim() : undefined;
-        progress.bytesEstimate = Number(facts[2]?.split(/\s/)[0]) || null;
+        // The server's own word: a number only within reason, or none (it sizes the upload's parts).
+        const estimate = Number(facts[2]?.split(/\s/)[0]);
+        progress.bytesEstimate = Number.isSafeInteger(estimate) && estimate > 0 ? Math.min(estimate, MAX_ESTIMATE_BYTES) : null;
         const where = compressOn === 'server' && serverZstd ? 'server' : 'worker';
         if (compressOn === 'server' && !serverZstd) log.warn({ backupId }, 'the server has no zstd: compressing in the worker');
 
@@ -371,7 +380,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         });
         // Fixed part buffers, reused: memory is partSize × (queueSize + 1) plus a chunk or two in the stages.
         const MiB = 1024 * 1024;
-        const parts = Math.max(partSize, Math.ceil((progress.bytesEstimate ?? 0) / 9000 / MiB) * MiB);
+        const parts = Math.min(MAX_PART_BYTES, Math.max(partSize, Math.ceil((progress.bytesEstimate ?? 0) / 9000 / MiB) * MiB));
         const upload = createPartUpload({ s3, bucket, key: objectKey, partSize: parts, queueSize, contentType: 'application/octet-stream' });
         const stages: Transform[] = [gate];
         if (where === 'worker') stages.push(zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: zstdLevel } }));

@@ -50,10 +50,13 @@ export interface BackupWorld {
   stop(): Promise<void>;
 }
 
-/** sshd + migrated scratch schema + a user + a backup service backing up `<dir>/src` (relative to /). */
-export async function startBackupWorld(name: string): Promise<BackupWorld> {
+/**
+ * sshd + migrated scratch schema + a user + a backup service backing up `<dir>/src` (relative to /).
+ * `sshdConfig`: extra sshd_config lines (e.g. a ForceCommand that plays a hostile shell).
+ */
+export async function startBackupWorld(name: string, opts: { sshdConfig?: string[] } = {}): Promise<BackupWorld> {
   const dir = await mkdtemp(path.join(tmpdir(), `berth-${name}-`));
-  const [sshd, database] = await Promise.all([startSshd(), createTestDatabase({ name })]);
+  const [sshd, database] = await Promise.all([startSshd({ config: opts.sshdConfig }), createTestDatabase({ name })]);
   const user = await database.db.insertInto('users')
     .values({ email: `${name}-${randomBytes(3).toString('hex')}@example.test`, passwordHash: 'x', name })
     .returning('id').executeTakeFirstOrThrow();
