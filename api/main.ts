@@ -20,6 +20,7 @@ import { createMailActivities } from '../activities/mail/send.ts';
 import { createMailTransport } from '../activities/mail/transport.ts';
 import { customerWorkflowStart, signalActivity } from '../lib/lifecycle-client.ts';
 import { masterKeysFrom } from '../lib/secrets.ts';
+import { assertKeyringCoversUsage, KeyringIncomplete } from '../activities/keys/rotation.ts';
 import { attachLive } from './live.ts';
 import { createLiveSessionRegistry, listenForEndedSessions, type SessionsEnded } from './live-sessions.ts';
 import { createThrottle } from './auth/throttle.ts';
@@ -49,6 +50,12 @@ const billingSessions = local?.sessions
   ?? createStripeSessions({ stripe: createStripeClient({ secretKey: config.STRIPE_SECRET_KEY! }), db, plans, appUrl: config.APP_URL });
 
 const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }, config.MASTER_KEYS_PREVIOUS);
+// A key retires only when nothing uses it: refuse to run without one that still seals stored data.
+await assertKeyringCoversUsage(db, masterKeys).catch((err: unknown) => {
+  if (!(err instanceof KeyringIncomplete)) return log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not check the master keyring against stored data');
+  log.fatal({ err: err.message }, 'master keyring incomplete');
+  process.exit(1);
+});
 const sessionPolicy: SessionPolicy = {
   idleMs: config.SESSION_IDLE_SECONDS * 1000,
   lifetimeMs: config.SESSION_LIFETIME_SECONDS * 1000,

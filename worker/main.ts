@@ -11,6 +11,7 @@ import { ensurePruneSchedule } from './schedules.ts';
 import { createDb } from '../db/client.ts';
 import { createLogger } from '../lib/log.ts';
 import { masterKeysFrom } from '../lib/secrets.ts';
+import { assertKeyringCoversUsage, KeyringIncomplete } from '../activities/keys/rotation.ts';
 import { customerWorkflowStart } from '../lib/lifecycle-client.ts';
 import { backupProgressSignal } from '../workflows/messages.ts';
 import { rootDir } from '../scripts/services/paths.ts';
@@ -34,6 +35,12 @@ const config = loadWorkerConfig();
 const log = createLogger('worker', config.LOG_LEVEL);
 const db = createDb(config.DATABASE_URL);
 const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }, config.MASTER_KEYS_PREVIOUS);
+// A key retires only when nothing uses it: refuse to run without one that still seals stored data.
+await assertKeyringCoversUsage(db, masterKeys).catch((err: unknown) => {
+  if (!(err instanceof KeyringIncomplete)) return log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not check the master keyring against stored data');
+  log.fatal({ err: err.message }, 'master keyring incomplete');
+  process.exit(1);
+});
 const plans = createPlans(config);
 // The local cloud's stand-ins (assistant, shared network) only in local mode, never by accident.
 const localCloud = config.BERTH_MODE === 'local' && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.HCLOUD_ENDPOINT).hostname);

@@ -17,7 +17,7 @@ import type { Client } from 'ssh2';
 import type { BackupManifest } from '../../db/database.ts';
 import { ErrorType } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
-import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, type MasterKeys } from './crypto.ts';
+import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, unwrapRewrapped, type MasterKeys } from './crypto.ts';
 import { asTyped, backupFailure, failureType } from './errors.ts';
 import { collectStderr, connectSsh, execChannel, exitOf, mustRun, runRemote, shq, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget } from './ssh.ts';
 import type { BackupRecord, BackupStore } from './store.ts';
@@ -472,8 +472,10 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         for await (const c of await getStream(link.objectKey, 'bytes=0-16383')) head.push(c as Buffer);
         const parsed = parseHeader(Buffer.concat(head));
         if (!parsed) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} has a truncated header`);
-        if (parsed.json.keyId !== link.encryptionKeyId) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} names key ${parsed.json.keyId}, recorded ${link.encryptionKeyId}`);
-        unwrapDataKey(parsed.json, masterKeys);
+        // After a master key rotation the record holds the data key re-wrapped under the newer key.
+        const keyId = link.dataKey ? unwrapRewrapped(link.dataKey, masterKeys, link.id).keyId : parsed.json.keyId;
+        if (keyId !== link.encryptionKeyId) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} names key ${keyId}, recorded ${link.encryptionKeyId}`);
+        if (!link.dataKey) unwrapDataKey(parsed.json, masterKeys);
       }
 
       const report = progressReporter(req.onProgress, req.progressIntervalMs);
@@ -521,7 +523,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
               },
             });
             try {
-              const stages: Transform[] = [meter, createDecryptStream({ masterKeys })];
+              const dataKey = link.dataKey ? unwrapRewrapped(link.dataKey, masterKeys, link.id).dataKey : undefined;
+              const stages: Transform[] = [meter, createDecryptStream({ masterKeys, dataKey })];
               if (!serverSide) stages.push(zlib.createZstdDecompress());
               await pipeline([await getStream(link.objectKey), ...stages, counter, channel]);
             } catch (err) {

@@ -5,7 +5,7 @@
 import type { Backup, BackupKind, BackupManifest, BackupStatus, Db } from '../../db/database.ts';
 
 export type BackupRecord = Pick<Backup, 'id' | 'userId' | 'serverId' | 'kind' | 'parentId' | 'sizeBytes' | 'sha256' | 'objectKey'
-  | 'encryptionKeyId' | 'status' | 'manifest' | 'createdAt' | 'verifiedAt' | 'expiresAt'>;
+  | 'encryptionKeyId' | 'dataKey' | 'status' | 'manifest' | 'createdAt' | 'verifiedAt' | 'expiresAt'>;
 
 export interface NewBackupRecord {
   id: string;
@@ -79,7 +79,7 @@ export function createMemoryBackupStore(): BackupStore & { rows: Map<string, Bac
     async upsertPending(r) {
       const existing = rows.get(r.id);
       if (existing?.status === 'completed') return;
-      rows.set(r.id, { ...r, status: 'pending', sizeBytes: null, sha256: null, manifest: null, verifiedAt: null,
+      rows.set(r.id, { ...r, dataKey: null, status: 'pending', sizeBytes: null, sha256: null, manifest: null, verifiedAt: null,
         createdAt: existing?.createdAt ?? new Date(Date.now() + tick++) });
     },
     async get(id) {

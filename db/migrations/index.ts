@@ -3,6 +3,7 @@ import * as initial from './2026-11-26T00-00-00-initial.ts';
 import * as lifecycleProjection from './2026-11-26T12-00-00-lifecycle-projection.ts';
 import * as sessionsReauth from './2026-11-30T00-00-00-sessions-reauth.ts';
 import * as throttleAndMailOutbox from './2026-11-30T00-00-01-throttle-and-mail-outbox.ts';
+import * as backupDataKeys from './2026-11-30T00-00-02-backup-data-keys.ts';
 
 /**
  * Every migration, in order, listed by hand: no folder scanning, so a bundle or a typo cannot
@@ -13,6 +14,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-26T12-00-00-lifecycle-projection': lifecycleProjection,
   '2026-11-30T00-00-00-sessions-reauth': sessionsReauth,
   '2026-11-30T00-00-01-throttle-and-mail-outbox': throttleAndMailOutbox,
+  '2026-11-30T00-00-02-backup-data-keys': backupDataKeys,
 };
 
 /** The Kysely MigrationProvider that returns exactly the list above. */

@@ -6,9 +6,13 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import ignore from '@balena/dockerignore';
+import { createRequire } from 'node:module';
+import type { Ignore } from '@balena/dockerignore';
 import { expect, test } from 'vitest';
 import { rootDir } from '../../scripts/services/paths.ts';
+
+// CommonJS whose types declare a default export that Node's ESM loader does not give: required instead.
+const ignore = createRequire(import.meta.url)('@balena/dockerignore') as () => Ignore;
 
 /** Secret files someone might have lying around in a checkout, at the root and deeper down. */
 const planted = ['.env', '.env.production', '.env.local', 'api/.env', 'worker/.env.staging', 'deep/down/.env', 'web/routes/.env.example', 'lib/server.pem'];
