@@ -150,6 +150,13 @@ export interface WebServiceDeps {
   onRegistered?: (user: User) => Promise<void>;
 }
 
+/** What a customer reads when a command on their server did not work (the reason goes to the log). */
+const commandFailed: Record<CustomerCommand, string> = {
+  backup_now: 'The backup did not complete; your earlier backups are safe. Please try again in a few minutes.',
+  power_on: 'Your server could not be started right now; please try again in a few minutes.',
+  power_off: 'Your server could not be stopped right now; please try again in a few minutes.',
+};
+
 /** Page views signal activity at most this often per customer: enough to wake an idle server. */
 const activityEveryMs = 5 * 60_000;
 
@@ -389,9 +396,10 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
               return { ok: true, message: 'Your server is off. It starts again when you use your assistant.' };
           }
         } catch (err) {
-          if (err instanceof WorkflowUpdateFailedError) return { ok: false, message: err.cause?.message ?? err.message };
-          log.error({ err: err instanceof Error ? err.message : String(err), userId, command }, 'customer command failed');
-          return { ok: false, message: 'That did not work this time; please try again in a minute.' };
+          // The workflow's reasons name activities, hosts and commands: they go to the log, the customer gets words.
+          const detail = err instanceof WorkflowUpdateFailedError ? err.cause?.message ?? err.message : err instanceof Error ? err.message : String(err);
+          log.warn({ err: detail, userId, command }, 'customer command failed');
+          return { ok: false, message: commandFailed[command] };
         }
       },
       async saveSettings(userId, form, request) {
@@ -425,7 +433,10 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         try {
           await deps.temporal.workflow.getHandle(customerWorkflowId(userId)).startUpdate(applySettingsUpdate, { args: [settings], waitForStage: 'ACCEPTED' });
         } catch (err) {
-          if (err instanceof WorkflowUpdateFailedError) return { ok: false, errors: { form: err.cause?.message ?? err.message } };
+          if (err instanceof WorkflowUpdateFailedError) {
+            log.warn({ err: err.cause?.message ?? err.message, userId }, 'settings refused by the workflow');
+            return { ok: false, errors: { form: 'These settings cannot be applied right now; please try again in a few minutes.' } };
+          }
           if (err instanceof WorkflowNotFoundError) return { ok: false, errors: { form: 'Choose a plan first; your assistant is set up with it.' } };
           log.error({ err: err instanceof Error ? err.message : String(err), userId }, 'saving settings failed');
           return { ok: false, errors: { form: 'Your settings could not be saved this time; please try again in a minute.' } };

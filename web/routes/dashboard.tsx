@@ -24,7 +24,8 @@ const stageText: Record<string, { label: string; explain: string }> = {
 export async function loader({ request, context }: Route.LoaderArgs) {
   const user = await requireUser(request, context);
   const view = await services(context).customer.view(user.id);
-  return { name: user.name, view };
+  // Why the customer needs our attention is for operators (the Temporal UI), not for the page's data.
+  return { name: user.name, view: view && { ...view, attentionReason: null } };
 }
 
 export async function action({ request, context }: Route.ActionArgs) {
@@ -74,7 +75,7 @@ export default function Dashboard() {
     <>
       {view.needsAttention && (
         <p className="attention" role="status">
-          We are on it: something needs our team’s attention ({view.attentionReason ?? 'details in our console'}). Your data is safe.
+          We are on it: something needs our team’s attention. Your data is safe.
         </p>
       )}
       {result && <p className={result.ok ? 'notice' : 'error'} role="status">{result.message}</p>}
