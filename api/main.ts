@@ -25,7 +25,7 @@ import { attachLive } from './live.ts';
 import { createLiveSessionRegistry, listenForEndedSessions, type SessionsEnded } from './live-sessions.ts';
 import { createThrottle } from './auth/throttle.ts';
 import { createMailOutbox } from './mail-outbox.ts';
-import type { SessionPolicy } from './auth/sessions.ts';
+import { sessionOfRequest, type SessionPolicy } from './auth/sessions.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
 
@@ -45,7 +45,8 @@ const localMode = config.BERTH_MODE === 'local';
 const local = config.STRIPE_SECRET_KEY || !localMode
   ? null
   : createLocalBilling({ db, plans, appUrl: config.APP_URL, webhookUrl: `http://127.0.0.1:${config.PORT}/webhooks/stripe`,
-    webhookSecret: config.STRIPE_WEBHOOK_SECRET, log });
+    webhookSecret: config.STRIPE_WEBHOOK_SECRET, log,
+    signedInUserId: async (cookie) => (await sessionOfRequest(db, cookie, sessionPolicy))?.user.id ?? null });
 const billingSessions = local?.sessions
   ?? createStripeSessions({ stripe: createStripeClient({ secretKey: config.STRIPE_SECRET_KEY! }), db, plans, appUrl: config.APP_URL });
 
