@@ -21,6 +21,9 @@ export interface MailOutbox {
   stop(): Promise<void>;
 }
 
+/** How long after queuing a mail this process sends it (the request's answer goes first). */
+const sendDelayMs = 250;
+
 /** The AAD every outbox payload is sealed with: a sealed row cannot be passed off as another kind of secret. */
 export const outboxContext = 'mail-outbox';
 
@@ -102,7 +105,9 @@ export function createMailOutbox(deps: {
     async enqueue(mail) {
       const sealed = encryptSecret(deps.masterKeys, JSON.stringify(mail), outboxContext);
       await deps.db.insertInto('mailOutbox').values({ payload: sealed.ciphertext, keyId: sealed.keyId }).execute();
-      kick();
+      // Sent once the answer has gone: rendering and handing over a mail takes tens of milliseconds,
+      // which would otherwise tell in the answer's timing whether an address has an account.
+      setTimeout(kick, sendDelayMs).unref();
     },
     drain,
     async stop() {
