@@ -4,7 +4,8 @@
  * that prints 300 MB before every command, or a `du` that claims 9 TB. Every command's output is
  * capped, and the server's size estimate cannot size the upload's buffers beyond a bound.
  */
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Client } from 'ssh2';
@@ -66,9 +67,9 @@ describe('a server whose shell prints 300 MB before every command', () => {
 
 describe('a server whose `du` claims 9 TB', () => {
   let world: BackupWorld;
+  let bin = '';
   beforeAll(async () => {
-    const bin = '/tmp/berth-hostile-du-bin';
-    await mkdir(bin, { recursive: true });
+    bin = await mkdtemp(path.join(tmpdir(), 'berth-hostile-du-'));
     await writeFile(path.join(bin, 'du'), '#!/bin/sh\necho "9000000000000 total"\n');
     await chmod(path.join(bin, 'du'), 0o755);
     world = await startBackupWorld('hostile-du', { sshdConfig: [`ForceCommand /bin/sh -c 'PATH=${bin}:$PATH; export PATH; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"'`] });
@@ -77,6 +78,7 @@ describe('a server whose `du` claims 9 TB', () => {
   });
   afterAll(async () => {
     await world?.stop();
+    if (bin) await rm(bin, { recursive: true, force: true });
   });
 
   test('the claim cannot size the upload\'s buffers past their bound: the backup completes in bounded memory', async () => {
