@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
+import { localDefaults } from '../../lib/config.ts';
 import { startWebProcess } from '../support/berth-stack.ts';
 
 export const berth = inject('berth');
@@ -48,6 +49,8 @@ export function productionEnv(): Record<string, string> {
     SESSION_SECRET: randomBytes(32).toString('base64'),
     MASTER_KEY: randomBytes(32).toString('base64'),
     MASTER_KEY_ID: 'k1',
+    // The stack's data is sealed under the local key: a process refuses to start without every key in use.
+    MASTER_KEYS_PREVIOUS: `${localDefaults.MASTER_KEY_ID}:${localDefaults.MASTER_KEY}`,
     RESEND_API_KEY: `re_${randomBytes(12).toString('hex')}`,
     // Nothing is sent in these probes; an address that answers nothing keeps it so.
     RESEND_BASE_URL: 'http://127.0.0.1:9/',
