@@ -15,12 +15,14 @@ COPY scripts scripts
 COPY web web
 COPY worker worker
 COPY workflows workflows
-RUN npx react-router build && npm prune --omit=dev
+# The web app, and the workflow bundle the worker loads (no webpack run at each worker start).
+RUN npx react-router build && node worker/bundle.ts build/workflows.js && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends zstd openssh-client && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production BERTH_MODE=production
+ENV WORKFLOW_BUNDLE=/app/build/workflows.js
 COPY --from=build /app /app
 USER node
 CMD ["node", "api/main.ts"]

@@ -62,6 +62,17 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'production',
+          include: ['test/production/**/*.test.ts'],
+          setupFiles: ['test/support/no-console-error.ts'],
+          globalSetup: ['test/support/production-stack.ts'],
+          testTimeout: 1_800_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           setupFiles: ['test/support/no-console-error.ts'],

@@ -1,5 +1,5 @@
 /**
- * The activity contracts of the customer lifecycle workflow (issue 3).
+ * The activity contracts of the customer lifecycle workflow.
  *
  * The workflow calls these through `proxyActivities` and imports this file with `import type` only.
  * Real implementations (Hetzner, backups, Stripe, email, database) implement these interfaces; the
@@ -15,8 +15,10 @@
  *   references to encrypted secrets, never the secrets themselves.
  */
 
-/** Plans a customer can buy; plan details (server types, retention) live in the workflow config. */
-export type PlanId = 'starter' | 'pro' | 'enterprise';
+import type { PlanId } from '../lib/product.ts';
+
+/** Plans a customer can buy; what each one is lives in lib/product.ts. */
+export type { PlanId };
 
 /** What the workflow knows about a customer's server. */
 export interface ServerSummary {
@@ -47,7 +49,7 @@ export interface EnsureServerInput {
   customerId: string;
   /**
    * Labels the server is created with and found by before creating (`berth-customer=<id>`), so a
-   * retry or a second call never makes a second server (invariant 2).
+   * retry or a second call never makes a second server (invariant 2, docs/invariants.md).
    */
   labels: Record<string, string>;
   /** Server name to use when creating. */
@@ -75,7 +77,7 @@ export interface DeletionOverride {
   approvedAt: string;
 }
 
-/** Cloud side of the lifecycle (Hetzner Cloud in production; issue 4 implements it). */
+/** Cloud side of the lifecycle (Hetzner Cloud in production; activities/cloud/ implements it). */
 export interface CloudActivities {
   /**
    * Returns the customer's server, creating it only if no server with the given labels exists.
@@ -98,10 +100,16 @@ export interface CloudActivities {
   hibernate(input: { customerId: string; serverId: string; verifiedBackupId: string }): Promise<{ snapshotId: string }>;
   /**
    * Creates the customer's server from a hibernation snapshot (idempotent by label), waits for SSH,
-   * then deletes the snapshot.
+   * then deletes the snapshot. Throws `CapacityUnavailable` for a type that cannot be had and
+   * `ServerTypeUnfit` for one whose disk cannot hold the snapshot.
    */
   wakeFromSnapshot(input: { customerId: string; snapshotId: string; serverType: string; location: string }): Promise<ServerSummary>;
-  /** Changes the server type (powers off, change_type, powers on). Throws `CapacityUnavailable` if the type cannot be had. */
+  /**
+   * Changes the server type (powers off, change_type keeping nothing smaller than the type's disk,
+   * powers on). Before touching the server it throws `CapacityUnavailable` if the type cannot be had
+   * (removed, deprecated, unavailable there) and `ServerTypeUnfit` if the server's disk is bigger
+   * than the type's (Hetzner never shrinks a disk) or the architecture differs.
+   */
   changeServerType(input: { customerId: string; serverId: string; serverType: string }): Promise<ServerSummary>;
   /**
    * Deletes the server. Re-checks that `verifiedBackupId` is a verified backup of this server
@@ -111,7 +119,7 @@ export interface CloudActivities {
 }
 
 /** Why a backup was made; part of its idempotency key and shown to the customer. */
-export type BackupReason = 'daily' | 'manual' | 'before_restore' | 'before_hibernate' | 'expiry' | 'final';
+export type BackupReason = 'daily' | 'manual' | 'before_restore' | 'before_hibernate' | 'before_plan_change' | 'expiry' | 'final';
 
 /** A completed backup. Only verified backups are ever returned. */
 export interface BackupRecord {
@@ -143,14 +151,16 @@ export interface BackupProgressReport {
   at: string;
 }
 
-/** Backup side of the lifecycle (SSH → S3; issue 5 implements it). */
+/** Backup side of the lifecycle (SSH → S3; activities/backups/ implements it). */
 export interface BackupActivities {
   /**
    * Backs up the server and returns only after the stored object was verified. Idempotent by
    * `idempotencyKey`: a retry returns the same backup if it already completed. Heartbeats progress,
    * and reports it to the calling workflow as a `backupProgress` signal ({@link BackupProgressReport}):
    * once at the start, then at most every 10 s. Reports are best effort (a lost one is not an error),
-   * so the workflow must not depend on them.
+   * so the workflow must not depend on them. An attempt that is cancelled or timed out stops and
+   * removes what it wrote; overlapping attempts never share an object, and only the attempt that owns
+   * the record completes it (docs/decisions/018).
    */
   createBackup(input: { customerId: string; serverId: string; reason: BackupReason; idempotencyKey: string }): Promise<BackupRecord>;
   /**
@@ -205,15 +215,16 @@ export interface MailData {
   plan?: PlanId;
 }
 
-/** Mail side of the lifecycle (issue 7 implements it). */
+/** Mail side of the lifecycle (activities/mail/ implements it). */
 export interface MailActivities {
   /** Sends one mail unless a mail with the same idempotency key was already sent. */
   sendMail(input: SendMailInput): Promise<{ status: 'sent' | 'already_sent' }>;
 }
 
 /**
- * Billing side of the lifecycle (Stripe; issue 6). The workflow is driven by billing *signals*; the
- * one thing it asks billing is to record that a billing event took effect, so reconciliation knows.
+ * Billing side of the lifecycle (Stripe; activities/billing/). The workflow is driven by billing
+ * *signals*; the one thing it asks billing is to record that a billing event took effect, so
+ * reconciliation knows.
  */
 export interface BillingActivities {
   /** Marks billing events as processed by the workflow (idempotent by event id). */

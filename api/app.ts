@@ -5,6 +5,7 @@ import { RouterContextProvider, type RouterContext, type ServerBuild } from 'rea
 import type { Logger } from '../lib/log.ts';
 import type { WebServices } from './services.ts';
 import type { RequestMeta } from '../web/context.ts';
+import { errorMessage } from '../lib/errors.ts';
 import { bodyLimit, cspNonce, nonceOf, noStore, plainErrors, sameOriginOnly, securityHeaders, webBodyLimitBytes } from './security.ts';
 import { stripeWebhookPath } from './webhooks/stripe.ts';
 
@@ -52,7 +53,7 @@ export function createApp(deps: AppDeps): Express {
       } catch (err) {
         ok = false;
         results[name] = 'failing';
-        deps.log.warn({ check: name, err: err instanceof Error ? err.message : String(err) }, 'readiness check failed');
+        deps.log.warn({ check: name, err: errorMessage(err) }, 'readiness check failed');
       }
     }
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks: results });

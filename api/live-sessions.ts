@@ -8,6 +8,7 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../lib/log.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 /** What ended: some sessions, or every session of a user. */
 export interface SessionsEnded {
@@ -94,7 +95,7 @@ export function listenForEndedSessions(opts: { db: Db; databaseUrl: string; log:
       try {
         opts.onEnded(JSON.parse(message.payload) as SessionsEnded);
       } catch (err) {
-        opts.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'unreadable session announcement');
+        opts.log.warn({ err: errorMessage(err) }, 'unreadable session announcement');
       }
     });
     const again = () => {
@@ -112,7 +113,7 @@ export function listenForEndedSessions(opts: { db: Db; databaseUrl: string; log:
       await c.query(`listen ${channel}`);
       client = c;
     } catch (err) {
-      opts.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'session announcements: cannot listen yet; retrying');
+      opts.log.warn({ err: errorMessage(err) }, 'session announcements: cannot listen yet; retrying');
       await c.end().catch(() => {});
       again();
     }

@@ -3,10 +3,10 @@
  * their assistant, each a WebSocket on the api's HTTP server (`/ws/terminal`, `/ws/chat`).
  *
  * Who: the session cookie decides the user, and a user reaches only the live server recorded for
- * them (DESIGN invariant 5); the Origin must be the app's own, so another site cannot open a socket
+ * them (invariant 5, docs/invariants.md); the Origin must be the app's own, so another site cannot open a socket
  * with the customer's cookie. A socket belongs to its session: it closes the moment the session ends
  * (sign-out, password reset, expiry; api/live-sessions.ts), and a terminal opens only on a session
- * whose password was typed recently. How: SSH with the customer's key and the pinned host key (invariant 7);
+ * whose password was typed recently. How: SSH with the customer's key and the pinned host key (invariant 7, docs/invariants.md);
  * the terminal is an interactive shell with a PTY, the chat goes through an SSH tunnel to the
  * assistant's gateway on the server (never exposed), authenticated with the customer's gateway token.
  *
@@ -32,6 +32,7 @@ import { recentlyAuthenticated, sessionOfRequest, type SessionPolicy } from './a
 import { findLiveSessionById, touchSession } from '../db/repositories/sessions.ts';
 import { maxSocketsPerUser, sessionEndedCloseCode, type LiveSessionRegistry, type LiveSocketEntry } from './live-sessions.ts';
 import type { Session, User } from '../db/database.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 export interface LiveDeps {
   db: Db;
@@ -99,7 +100,7 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
         else serveChat(ws, user.id);
       });
     })().catch((err: unknown) => {
-      deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'live connection upgrade failed');
+      deps.log.error({ err: errorMessage(err) }, 'live connection upgrade failed');
       refuse(socket, 500);
     });
   });
@@ -159,7 +160,7 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
       const client = await connectPinned({ host, port: deps.sshPort ?? 22, username: serverLayout.user, privateKey: key.privateKey, hostKeyFingerprint: row.hostKeyFingerprint, readyTimeoutMs: 10_000 });
       return { client, host };
     } catch (err) {
-      deps.log.warn({ userId, err: err instanceof Error ? err.message : String(err) }, 'live connection: SSH to the server failed');
+      deps.log.warn({ userId, err: errorMessage(err) }, 'live connection: SSH to the server failed');
       throw new LiveRefusal('Your server did not answer. If it was just started, give it a minute and try again.');
     }
   }
@@ -217,7 +218,7 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
     } catch (err) {
       client?.end();
       const message = err instanceof LiveRefusal ? err.message : 'The terminal could not be opened; please try again in a minute.';
-      if (!(err instanceof LiveRefusal)) deps.log.error({ userId, err: err instanceof Error ? err.message : String(err) }, 'terminal failed');
+      if (!(err instanceof LiveRefusal)) deps.log.error({ userId, err: errorMessage(err) }, 'terminal failed');
       sendJson(ws, { type: 'error', message });
       ws.close(1011, 'terminal unavailable');
     }
@@ -247,7 +248,7 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
           sendJson(ws, { type: 'answer', id, content });
         } catch (err) {
           const message = err instanceof LiveRefusal ? err.message : 'Your assistant did not answer; please try again in a minute.';
-          if (!(err instanceof LiveRefusal)) deps.log.warn({ userId, err: err instanceof Error ? err.message : String(err) }, 'chat: the assistant did not answer');
+          if (!(err instanceof LiveRefusal)) deps.log.warn({ userId, err: errorMessage(err) }, 'chat: the assistant did not answer');
           // A broken connection is made again on the next question.
           if (!(err instanceof LiveRefusal)) { void connection?.then(({ client }) => client.end(), () => {}); connection = undefined; }
           sendJson(ws, { type: 'error', id, message });

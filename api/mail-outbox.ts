@@ -12,6 +12,7 @@ import type { Logger } from '../lib/log.ts';
 import { decryptSecret, encryptSecret, type MasterKeys } from '../lib/secrets.ts';
 import type { SendMailInput } from '../activities/mail/send.ts';
 import type { MailKind } from '../activities/mail/registry.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 export interface MailOutbox {
   /** Queues a mail; the web process sends it within moments. */
@@ -51,7 +52,7 @@ export function createMailOutbox(deps: {
       try {
         mail = JSON.parse(decryptSecret(deps.masterKeys, { ciphertext: row.payload, keyId: row.keyId }, outboxContext).toString('utf8')) as SendMailInput;
       } catch (err) {
-        deps.log.error({ id: row.id, err: err instanceof Error ? err.message : String(err) }, 'mail outbox: a queued mail cannot be opened; dropped');
+        deps.log.error({ id: row.id, err: errorMessage(err) }, 'mail outbox: a queued mail cannot be opened; dropped');
         await trx.deleteFrom('mailOutbox').where('id', '=', row.id).execute();
         return true;
       }
@@ -60,7 +61,7 @@ export function createMailOutbox(deps: {
         await trx.deleteFrom('mailOutbox').where('id', '=', row.id).execute();
       } catch (err) {
         const attempts = row.attempts + 1;
-        const reason = err instanceof Error ? err.message : String(err);
+        const reason = errorMessage(err);
         if (attempts >= maxAttempts) {
           deps.log.error({ id: row.id, kind: mail.kind, attempts, err: reason }, 'mail outbox: giving up on a mail');
           await trx.deleteFrom('mailOutbox').where('id', '=', row.id).execute();
@@ -87,7 +88,7 @@ export function createMailOutbox(deps: {
       return;
     }
     running = drain().catch((err: unknown) => {
-      deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'mail outbox: sender failed; will look again');
+      deps.log.warn({ err: errorMessage(err) }, 'mail outbox: sender failed; will look again');
       return 0;
     }).finally(() => {
       running = undefined;

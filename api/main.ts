@@ -11,6 +11,7 @@ import { createApp } from './app.ts';
 import { createDb } from '../db/client.ts';
 import { createPlans } from '../activities/billing/plans.ts';
 import { createStripeClient } from '../activities/billing/stripe-client.ts';
+import { assertStripeEndpointsSupported, UnsupportedStripeEndpointError } from '../activities/billing/api-versions.ts';
 import { createStripeSessions } from '../activities/billing/sessions.ts';
 import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts';
 import { createStripeWebhookRouter } from './webhooks/stripe.ts';
@@ -28,6 +29,11 @@ import { createMailOutbox } from './mail-outbox.ts';
 import { sessionOfRequest, type SessionPolicy } from './auth/sessions.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../scripts/services/paths.ts';
+import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
+import { errorMessage } from '../lib/errors.ts';
+
+// Everything above is loaded (ssh2 for the terminal and chat among it): no addon that can abort the process.
+exitIfObjectWrapAddonLoaded('web');
 
 const config = loadApiConfig();
 const log = createLogger('web', config.LOG_LEVEL);
@@ -47,13 +53,23 @@ const local = config.STRIPE_SECRET_KEY || !localMode
   : createLocalBilling({ db, plans, appUrl: config.APP_URL, webhookUrl: `http://127.0.0.1:${config.PORT}/webhooks/stripe`,
     webhookSecret: config.STRIPE_WEBHOOK_SECRET, log,
     signedInUserId: async (cookie) => (await sessionOfRequest(db, cookie, sessionPolicy))?.user.id ?? null });
-const billingSessions = local?.sessions
-  ?? createStripeSessions({ stripe: createStripeClient({ secretKey: config.STRIPE_SECRET_KEY! }), db, plans, appUrl: config.APP_URL });
+const stripe = config.STRIPE_SECRET_KEY ? createStripeClient({ secretKey: config.STRIPE_SECRET_KEY }) : null;
+const billingSessions = local?.sessions ?? createStripeSessions({ stripe: stripe!, db, plans, appUrl: config.APP_URL });
+if (stripe) {
+  // Refuse to start rather than acknowledge every customer's events as unreadable.
+  try {
+    await assertStripeEndpointsSupported(stripe, `${config.APP_URL}/webhooks/stripe`, log);
+  } catch (err) {
+    if (!(err instanceof UnsupportedStripeEndpointError)) throw err;
+    log.fatal({ problems: err.problems }, err.message);
+    process.exit(1);
+  }
+}
 
 const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }, config.MASTER_KEYS_PREVIOUS);
 // A key retires only when nothing uses it: refuse to run without one that still seals stored data.
 await assertKeyringCoversUsage(db, masterKeys).catch((err: unknown) => {
-  if (!(err instanceof KeyringIncomplete)) return log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not check the master keyring against stored data');
+  if (!(err instanceof KeyringIncomplete)) return log.warn({ err: errorMessage(err) }, 'could not check the master keyring against stored data');
   log.fatal({ err: err.message }, 'master keyring incomplete');
   process.exit(1);
 });
@@ -78,7 +94,7 @@ const sessionEvents = listenForEndedSessions({ db, databaseUrl: config.DATABASE_
 const sessionsEnded = (ended: SessionsEnded) => {
   liveSockets.closeEnded(ended);
   sessionEvents.announce(ended).catch((err: unknown) =>
-    log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not announce ended sessions; other processes close their sockets at expiry checks'));
+    log.warn({ err: errorMessage(err) }, 'could not announce ended sessions; other processes close their sockets at expiry checks'));
 };
 const services = createWebServices({
   masterKeys,
@@ -132,7 +148,7 @@ const live = attachLive(server, {
   registry: liveSockets,
   onActivity: (userId, source) => {
     signalActivity(temporal, lifecycle, userId, source).catch((err: unknown) =>
-      log.warn({ err: err instanceof Error ? err.message : String(err), userId }, 'could not signal activity'));
+      log.warn({ err: errorMessage(err), userId }, 'could not signal activity'));
   },
 });
 

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Logger } from '../lib/log.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 /** Bytes a form post to the web app may carry (the largest form, settings, is under 2 KiB). */
 export const webBodyLimitBytes = 64 * 1024;
@@ -113,7 +114,7 @@ export const noStore: RequestHandler = (_req, res, next) => {
 export function plainErrors(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const status = typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
-    if (status >= 500) log.error({ err: err instanceof Error ? err.message : String(err), path: req.path }, 'request failed');
+    if (status >= 500) log.error({ err: errorMessage(err), path: req.path }, 'request failed');
     if (res.headersSent) {
       res.destroy();
       return;

@@ -27,6 +27,7 @@ import { deleteSessionsOfUser } from '../db/repositories/sessions.ts';
 import { findUserById, markEmailVerified, setPasswordHash } from '../db/repositories/users.ts';
 import type { MailOutbox } from './mail-outbox.ts';
 import type { SessionsEnded } from './live-sessions.ts';
+import { errorMessage } from '../lib/errors.ts';
 
 /** Field errors for a form: what the person typed wrong, in words they can act on. */
 export type FieldErrors = Partial<Record<string, string>>;
@@ -205,7 +206,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
     // Older hashes (scrypt, weaker argon2 settings) move to today's with the password at hand.
     if (result.needsRehash) {
       await hashPassword(password).then((hash) => setPasswordHash(db, user.id, hash)).catch((err: unknown) =>
-        log.warn({ userId: user.id, err: err instanceof Error ? err.message : String(err) }, 'could not upgrade a password hash'));
+        log.warn({ userId: user.id, err: errorMessage(err) }, 'could not upgrade a password hash'));
     }
     return { user };
   }
@@ -330,7 +331,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         await markEmailVerified(db, userId);
         if (!before.emailVerifiedAt) {
           await deps.onRegistered?.(before).catch((err: unknown) =>
-            log.warn({ userId, err: err instanceof Error ? err.message : String(err) }, 'could not start the customer workflow'));
+            log.warn({ userId, err: errorMessage(err) }, 'could not start the customer workflow'));
         }
         return true;
       },
@@ -376,7 +377,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         if (Date.now() - (lastActivity.get(userId) ?? 0) > activityEveryMs && (await findUserById(db, userId))?.emailVerifiedAt) {
           lastActivity.set(userId, Date.now());
           await signalActivity(deps.temporal, deps.lifecycle, userId, 'dashboard').catch((err: unknown) =>
-            log.warn({ err: err instanceof Error ? err.message : String(err), userId }, 'could not signal activity'));
+            log.warn({ err: errorMessage(err), userId }, 'could not signal activity'));
         }
         return lifecycleView(deps.temporal, userId);
       },
@@ -397,7 +398,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
           }
         } catch (err) {
           // The workflow's reasons name activities, hosts and commands: they go to the log, the customer gets words.
-          const detail = err instanceof WorkflowUpdateFailedError ? err.cause?.message ?? err.message : err instanceof Error ? err.message : String(err);
+          const detail = err instanceof WorkflowUpdateFailedError ? err.cause?.message ?? err.message : errorMessage(err);
           log.warn({ err: detail, userId, command }, 'customer command failed');
           return { ok: false, message: commandFailed[command] };
         }
@@ -438,7 +439,7 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
             return { ok: false, errors: { form: 'These settings cannot be applied right now; please try again in a few minutes.' } };
           }
           if (err instanceof WorkflowNotFoundError) return { ok: false, errors: { form: 'Choose a plan first; your assistant is set up with it.' } };
-          log.error({ err: err instanceof Error ? err.message : String(err), userId }, 'saving settings failed');
+          log.error({ err: errorMessage(err), userId }, 'saving settings failed');
           return { ok: false, errors: { form: 'Your settings could not be saved this time; please try again in a minute.' } };
         }
         const running = current.server !== null && current.server.power === 'running';

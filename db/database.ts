@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { AuditLogTable } from './tables/audit-log.ts';
+import type { BackupAttemptsTable } from './tables/backup-attempts.ts';
 import type { BackupsTable } from './tables/backups.ts';
+import type { CloudAssignmentsTable } from './tables/cloud-assignments.ts';
 import type { CustomersTable } from './tables/customers.ts';
 import type { EmailLogTable } from './tables/email-log.ts';
 import type { EncryptedSecretsTable } from './tables/encrypted-secrets.ts';
@@ -21,19 +23,23 @@ export interface Database {
   customers: CustomersTable;
   servers: ServersTable;
   backups: BackupsTable;
+  backupAttempts: BackupAttemptsTable;
   invoices: InvoicesTable;
   stripeEvents: StripeEventsTable;
   emailLog: EmailLogTable;
   auditLog: AuditLogTable;
   encryptedSecrets: EncryptedSecretsTable;
   mailOutbox: MailOutboxTable;
+  cloudAssignments: CloudAssignmentsTable;
 }
 
 /** What repository functions take first: the database, or a transaction on it (a Transaction is a Kysely). */
 export type Db = Kysely<Database>;
 
 export type * from './tables/audit-log.ts';
+export type * from './tables/backup-attempts.ts';
 export type * from './tables/backups.ts';
+export type * from './tables/cloud-assignments.ts';
 export type * from './tables/customers.ts';
 export type * from './tables/email-log.ts';
 export type * from './tables/encrypted-secrets.ts';

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /**
@@ -58,10 +59,41 @@ export class ConfigError extends Error {
  * default"). Throws ConfigError listing every problem at once, never just the first.
  */
 export function parseConfig<S extends z.ZodType>(schema: S, env: Env, processName: string): z.output<S> {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
+  const present: Record<string, string> = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1].trim() !== ''));
+  const fileProblems = readSecretFiles(present);
   const result = schema.safeParse(present);
-  if (result.success) return result.data;
-  throw new ConfigError(processName, problemsFrom(result.error));
+  if (result.success && fileProblems.length === 0) return result.data;
+  throw new ConfigError(processName, [...fileProblems, ...(result.success ? [] : problemsFrom(result.error))]);
+}
+
+/** Secrets that may also come from a file: `NAME_FILE=/run/secrets/name` (docker-compose.yml's secrets). */
+export const fileSecrets = [
+  'DATABASE_URL', 'SESSION_SECRET', 'MASTER_KEY', 'MASTER_KEYS_PREVIOUS', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'RESEND_API_KEY',
+  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'HCLOUD_TOKEN', 'HCLOUD_PROJECTS',
+] as const;
+
+/**
+ * `NAME_FILE=/run/secrets/x` sets NAME (one of fileSecrets) to that file's content, one trailing
+ * newline dropped: how docker-compose hands each service only its own secrets, without putting them
+ * in the environment. Fills `env` in place; returns what failed.
+ */
+function readSecretFiles(env: Record<string, string>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const variable of fileSecrets) {
+    const key = `${variable}_FILE`;
+    const file = env[key];
+    if (file === undefined) continue;
+    if (env[variable] !== undefined) {
+      problems.push({ variable: key, message: `set ${variable} or ${key}, not both` });
+      continue;
+    }
+    try {
+      env[variable] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      problems.push({ variable: key, message: `cannot read the file it names (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+    }
+  }
+  return problems;
 }
 
 /**

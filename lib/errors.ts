@@ -23,6 +23,12 @@ export const ErrorType = {
   NoVerifiedBackup: 'NoVerifiedBackup',
   /** Configuration is missing or wrong; an operator must fix it. */
   Misconfigured: 'Misconfigured',
+  /**
+   * The server (or its snapshot) cannot take this server type in place: the type's disk is smaller,
+   * or its architecture or storage type differs (Hetzner's `invalid_server_type`). Another type or a
+   * rebuild from a backup is needed; retrying the same change cannot work.
+   */
+  ServerTypeUnfit: 'ServerTypeUnfit',
 } as const;
 
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
@@ -36,4 +42,10 @@ export const nonRetryableErrorTypes: readonly ErrorType[] = [
   ErrorType.KeyUnavailable,
   ErrorType.NoVerifiedBackup,
   ErrorType.Misconfigured,
+  ErrorType.ServerTypeUnfit,
 ];
+
+/** The message of anything thrown: an Error's message, else the value as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

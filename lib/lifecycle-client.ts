@@ -2,25 +2,14 @@ import type { Client } from '@temporalio/client';
 import type { Plans } from '../activities/billing/plans.ts';
 import { billingEventSignal, stateQuery, userActivitySignal, type LifecycleView } from '../workflows/messages.ts';
 import type { CustomerLifecycleInput } from '../workflows/customer-lifecycle.ts';
-import type { LifecycleConfig } from '../workflows/deadlines.ts';
+import { lifecyclePlans, type LifecycleConfig } from '../workflows/deadlines.ts';
 import { customerWorkflowId } from '../activities/billing/billing-event.ts';
 
-/** Hetzner locations tried, in order, for every server type of a plan. */
-export const serverLocations = ['nbg1', 'fsn1', 'hel1'] as const;
-
 /**
- * The lifecycle's plan policy, from the one place plans are defined (activities/billing/plans.ts):
- * server types in preference order, each tried in every location, and backup retention.
+ * How every customer's lifecycle workflow is started, whichever event comes first. The plan policy
+ * (lib/product.ts) goes into the workflow's input, so a running customer keeps the one it started
+ * with and its history replays the same after the table changes.
  */
-export function lifecyclePlans(plans: Plans): LifecycleConfig['plans'] {
-  const entries = Object.values(plans).map((plan) => [plan.id, {
-    candidates: plan.serverTypes.flatMap((serverType) => serverLocations.map((location) => ({ serverType, location }))),
-    retentionDays: plan.backupRetentionDays,
-  }]);
-  return Object.fromEntries(entries) as LifecycleConfig['plans'];
-}
-
-/** How every customer's lifecycle workflow is started, whichever event comes first. */
 export function customerWorkflowStart(opts: { taskQueue: string; plans: Plans; overrides?: Partial<LifecycleConfig> }) {
   return {
     taskQueue: opts.taskQueue,

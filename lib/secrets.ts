@@ -1,5 +1,5 @@
 /**
- * Envelope encryption of small secrets at rest (DESIGN invariant 6): each secret gets a fresh data
+ * Envelope encryption of small secrets at rest (invariant 6, docs/invariants.md): each secret gets a fresh data
  * key, the secret is sealed with it (AES-256-GCM), and the data key is wrapped by a master key
  * (AES-256-GCM). The envelope names the master key id, so keys can be rotated: the current key
  * encrypts, any configured key decrypts. `context` (e.g. "<owner>/<purpose>") is bound as AAD, so a

@@ -73,8 +73,8 @@ interface Ctx {
   stage(handle: WorkflowHandle<typeof customerLifecycle>, stage: string): Promise<void>;
 }
 
-const ev = (eventId: string, type: BillingEvent['type'], fields: Omit<BillingEvent, 'eventId' | 'type' | 'created'> = {}): BillingEvent =>
-  ({ eventId, type, created: iso(Date.now()), ...fields });
+const ev = (eventId: string, type: BillingEvent['type'], fields: Omit<BillingEvent, 'eventId' | 'type' | 'created'> = {}, createdMs = Date.now()): BillingEvent =>
+  ({ eventId, type, created: iso(createdMs), ...fields });
 
 /** Each path ends with its workflow completed or left running; the recorder saves every run of it. */
 const scenarios: Record<string, (ctx: Ctx) => Promise<WorkflowHandleWithSignaledRunId<typeof customerLifecycle>>> = {
@@ -140,6 +140,71 @@ const scenarios: Record<string, (ctx: Ctx) => Promise<WorkflowHandleWithSignaled
     await h.executeUpdate(approveDeletionWithoutBackupUpdate, { args: [{ approvedBy: 'recorder', reason: 'recorded history: deletion approved without backup' }] });
     await stage(h, 'expired');
     doubles.options.failBackups = undefined;
+    return h;
+  },
+  'plan-downgrade-rebuild': async ({ start, stage, client }) => {
+    // Pro (cx33, 80 GB) → Starter (40 GB types): refused in place, so backup → delete → new server → restore.
+    const h = await start('rec-downgrade', compressed, ev('evt_dwn_1', 'checkout_completed', { accessEndsAt: iso(Date.now() + 60 * DAY_MS), plan: 'pro' }));
+    await stage(h, 'active');
+    await h.signal(billingEventSignal, ev('evt_dwn_2', 'subscription_updated', { plan: 'starter' }));
+    await until('the rebuilt server', async () => {
+      const view = await client.workflow.getHandle(h.workflowId).query(stateQuery);
+      return view.stage === 'active' && view.server !== null && 'serverType' in view.server && view.server.serverType === 'cx23' ? true : undefined;
+    }, 60_000);
+    return h;
+  },
+  'hibernate-wake-fallback': async ({ start, stage, doubles }) => {
+    const h = await start('rec-wake', { ...compressed, idle: { afterMs: 2 * DAY_MS, policy: 'hibernate' } },
+      ev('evt_wak_1', 'checkout_completed', { accessEndsAt: iso(Date.now() + 60 * DAY_MS), plan: 'starter' }));
+    await stage(h, 'active');
+    await stage(h, 'idle');
+    // The type the server had is gone while it sleeps: it wakes on the plan's next candidate.
+    doubles.options.unavailableServerTypes = ['cx23'];
+    await h.signal(userActivitySignal, { source: 'dashboard' });
+    await stage(h, 'active');
+    doubles.options.unavailableServerTypes = undefined;
+    return h;
+  },
+  'renewal-failure-out-of-order': async ({ start, stage }) => {
+    // Billing facts ordered one by one: the past_due update (R + 1 s) arrives before the older failure (R).
+    const h = await start('rec-order', compressed, ev('evt_ord_1', 'checkout_completed', { accessEndsAt: iso(Date.now() + 10 * DAY_MS), plan: 'starter', paid: true }));
+    await stage(h, 'active');
+    const renewal = Date.now();
+    await h.signal(billingEventSignal, ev('evt_ord_3', 'subscription_updated', { subscriptionStatus: 'past_due', accessEndsAt: iso(renewal + 20 * DAY_MS), cancelAtPeriodEnd: false }, renewal + 1000));
+    await h.signal(billingEventSignal, ev('evt_ord_2', 'payment_failed', { accessEndsAt: iso(renewal) }, renewal));
+    await stage(h, 'past_due');
+    await stage(h, 'expired');
+    return h;
+  },
+  'delayed-payment': async ({ start, stage }) => {
+    // Access starts only on money: a SEPA checkout completes unpaid; the debit succeeds days later.
+    const h = await start('rec-sepa', compressed, ev('evt_sep_1', 'checkout_completed', { plan: 'starter', paid: false }));
+    await h.signal(billingEventSignal, ev('evt_sep_2', 'subscription_updated', { subscriptionStatus: 'incomplete', accessEndsAt: iso(Date.now() + 30 * DAY_MS), plan: 'starter', cancelAtPeriodEnd: false }));
+    await sleep(3 * DAY_MS);
+    await stage(h, 'awaiting_payment');
+    await h.signal(billingEventSignal, ev('evt_sep_3', 'checkout_completed', { plan: 'starter', paid: true }));
+    await h.signal(billingEventSignal, ev('evt_sep_4', 'invoice_paid', { accessEndsAt: iso(Date.now() + 27 * DAY_MS), plan: 'starter' }));
+    await stage(h, 'active');
+    return h;
+  },
+  'purged-then-next-life': async ({ start, stage, doubles }) => {
+    // A re-subscription that arrives while the customer is purged starts the next life (a second run).
+    let reached!: () => void;
+    let release!: () => void;
+    const purging = new Promise<void>((resolve) => { reached = resolve; });
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    doubles.options.holdAudit = async (action) => {
+      if (action !== 'customer_purged') return;
+      reached();
+      await released;
+    };
+    const h = await start('rec-next', { ...compressed, plans: defaultLifecycleConfig.plans },
+      ev('evt_nxt_1', 'checkout_completed', { accessEndsAt: iso(Date.now() + 2 * DAY_MS), plan: 'starter', cancelAtPeriodEnd: true }));
+    await purging;
+    await h.signal(billingEventSignal, ev('evt_nxt_2', 'checkout_completed', { accessEndsAt: iso(Date.now() + 30 * DAY_MS), plan: 'starter', cancelAtPeriodEnd: false, paid: true }));
+    release();
+    doubles.options.holdAudit = undefined;
+    await stage(h, 'active');
     return h;
   },
   'continue-as-new': async ({ start, stage }) => {

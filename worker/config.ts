@@ -14,7 +14,28 @@ export const workerConfigSchema = z
     S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z 0-9 . -)').default(localDefaults.S3_BUCKET),
     HCLOUD_ENDPOINT: url(['http', 'https'], localDefaults.HCLOUD_ENDPOINT),
     HCLOUD_TOKEN: secret(localDefaults.HCLOUD_TOKEN),
+    /**
+     * Several Hetzner projects, JSON `[{"name","token","serverLimit"?,"endpoint"?}]` in order of
+     * preference; customers fill one, then the next (activities/cloud/fleet.ts). Absent: the one
+     * project of HCLOUD_TOKEN.
+     */
+    HCLOUD_PROJECTS: z.string().transform((value, ctx) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON: [{"name","token","serverLimit"?,"endpoint"?}, ...]' });
+        return z.NEVER;
+      }
+    }).pipe(z.array(z.object({
+      name: z.string().regex(/^[\w.-]{1,64}$/, 'each project needs a short name (letters, digits, . _ -)'),
+      token: z.string().min(1, 'each project needs a token'),
+      serverLimit: z.number().int().positive('a server limit is a positive whole number').optional(),
+      endpoint: url(['http', 'https']).optional(),
+    }), { message: 'must be a list of projects' }).min(1, 'must name at least one project')
+      .refine((list) => new Set(list.map((p) => p.name)).size === list.length, 'project names must be unique')).optional(),
     ...mailFields,
+    /** The prebuilt workflow bundle (worker/bundle.ts); absent: the workflow code is bundled at start. */
+    WORKFLOW_BUNDLE: z.string().optional(),
     /** Run on the server before each backup's tar; absent: `openclaw backup create --verify` (none on the local cloud). */
     BACKUP_PRE_COMMAND: z.string().optional(),
     /** Run on the server after a restore put the files back; absent: `openclaw backup restore` (none on the local cloud). */

@@ -2,7 +2,6 @@
  * The worker process: parses its configuration (one clear message and exit 1 if it is bad), builds
  * the real clients from it, and runs Berth's workflows and activities on the task queue.
  */
-import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -14,12 +13,14 @@ import { masterKeysFrom } from '../lib/secrets.ts';
 import { assertKeyringCoversUsage, KeyringIncomplete } from '../activities/keys/rotation.ts';
 import { customerWorkflowStart } from '../lib/lifecycle-client.ts';
 import { backupProgressSignal } from '../workflows/messages.ts';
-import { rootDir } from '../scripts/services/paths.ts';
+import { workflowsPath } from './bundle.ts';
 import { createHetznerClient } from '../activities/cloud/hetzner/client.ts';
 import { createCloudActivities, createServerAccess } from '../activities/cloud/provisioning.ts';
+import { createCloudFleet } from '../activities/cloud/fleet.ts';
 import { createBackupService } from '../activities/backups/service.ts';
 import { createKyselyBackupStore } from '../activities/backups/store.ts';
 import { connectByFingerprint, createBackupActivities } from '../activities/backups/activities.ts';
+import { heartbeatInterceptor } from '../activities/heartbeat.ts';
 import { createMailTransport } from '../activities/mail/transport.ts';
 import { createMailActivities } from '../activities/mail/send.ts';
 import { createLifecycleMailActivities } from '../activities/mail/lifecycle.ts';
@@ -30,6 +31,11 @@ import { createTemporalBillingDelivery } from '../activities/billing/delivery.ts
 import { createBillingActivities } from '../activities/billing/index.ts';
 import { ensureReconciliationSchedule } from '../activities/billing/reconcile.ts';
 import type { BillingReconciliationActivities, LifecycleActivities } from '../activities/contracts.ts';
+import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
+import { errorMessage } from '../lib/errors.ts';
+
+// Everything above is loaded: an addon that can abort the process must not be among it.
+exitIfObjectWrapAddonLoaded('worker');
 
 const config = loadWorkerConfig();
 const log = createLogger('worker', config.LOG_LEVEL);
@@ -37,7 +43,7 @@ const db = createDb(config.DATABASE_URL);
 const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }, config.MASTER_KEYS_PREVIOUS);
 // A key retires only when nothing uses it: refuse to run without one that still seals stored data.
 await assertKeyringCoversUsage(db, masterKeys).catch((err: unknown) => {
-  if (!(err instanceof KeyringIncomplete)) return log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not check the master keyring against stored data');
+  if (!(err instanceof KeyringIncomplete)) return log.warn({ err: errorMessage(err) }, 'could not check the master keyring against stored data');
   log.fatal({ err: err.message }, 'master keyring incomplete');
   process.exit(1);
 });
@@ -48,8 +54,19 @@ const localCloud = config.BERTH_MODE === 'local' && ['127.0.0.1', 'localhost', '
 const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
 
+// One client per project: each keeps its own project's request budget.
+const fleet = config.HCLOUD_PROJECTS && createCloudFleet({
+  db,
+  log,
+  projects: config.HCLOUD_PROJECTS.map((p) => ({
+    name: p.name,
+    serverLimit: p.serverLimit ?? null,
+    client: createHetznerClient({ endpoint: p.endpoint ?? config.HCLOUD_ENDPOINT, token: p.token, log }),
+  })),
+});
 const cloudDeps = {
-  hetzner: createHetznerClient({ endpoint: config.HCLOUD_ENDPOINT, token: config.HCLOUD_TOKEN, log }),
+  hetzner: fleet ? fleet.projects[0]!.client : createHetznerClient({ endpoint: config.HCLOUD_ENDPOINT, token: config.HCLOUD_TOKEN, log }),
+  ...(fleet ? { fleet } : {}),
   db,
   masterKeys,
   log,
@@ -103,7 +120,7 @@ const activities: LifecycleActivities & BillingReconciliationActivities = {
       try {
         await client.workflow.getHandle(workflowId).signal(backupProgressSignal, progress);
       } catch (err) {
-        log.warn({ workflowId, backupId: progress.backupId, err: err instanceof Error ? err.message : String(err) }, 'backup progress signal failed');
+        log.warn({ workflowId, backupId: progress.backupId, err: errorMessage(err) }, 'backup progress signal failed');
       }
     },
   }),
@@ -117,13 +134,16 @@ const worker = await Worker.create({
   connection,
   namespace: config.TEMPORAL_NAMESPACE,
   taskQueue: config.TEMPORAL_TASK_QUEUE,
-  workflowsPath: path.join(rootDir, 'workflows', 'index.ts'),
+  // Production loads the bundle the image built (worker/bundle.ts); elsewhere the code is bundled at start.
+  ...(config.WORKFLOW_BUNDLE ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE } } : { workflowsPath }),
   activities,
+  // Every activity heartbeats on a timer for its whole life: a dead worker is noticed, cancellation delivered.
+  interceptors: { activity: [heartbeatInterceptor] },
 });
 
 log.info({ prune: await ensurePruneSchedule(client, config.TEMPORAL_TASK_QUEUE) }, 'backup prune schedule');
 await ensureReconciliationSchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowType: 'stripeReconciliation' });
-log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, cloud: localCloud ? 'local' : 'hetzner', billing: config.billing, mailer: config.mailer }, 'worker ready');
+log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, workflows: config.WORKFLOW_BUNDLE ? 'prebuilt bundle' : 'bundled at start', cloud: localCloud ? 'local' : 'hetzner', cloudProjects: fleet ? fleet.projects.map((p) => p.name) : 1, billing: config.billing, mailer: config.mailer }, 'worker ready');
 
 // SIGINT/SIGTERM: the SDK's default shutdown signals; run() resolves once in-flight tasks finish.
 await worker.run();

@@ -3,15 +3,13 @@
  * is. No Temporal imports, no clock: every function takes `nowMs`, so unit tests call them directly
  * and the workflow passes its deterministic `Date.now()`. All times are UTC milliseconds or ISO strings.
  */
-import type { PlanId } from '../activities/contracts.ts';
-import type { BillingEvent, Stage } from './messages.ts';
+import { plans, type Plan, type PlanId, type ServerCandidate, type Stage } from '../lib/product.ts';
+import type { BillingFacts } from './billing-facts.ts';
+import type { BillingEvent } from './messages.ts';
 
-/** Where a plan's server may be created, in order of preference. */
-export interface ServerCandidate {
-  serverType: string;
-  location: string;
-}
+export type { ServerCandidate } from '../lib/product.ts';
 
+/** A plan as the lifecycle uses it (workflow input: recorded histories carry this shape). */
 export interface PlanConfig {
   /** Tried in order; the next one is used when one is unavailable (CapacityUnavailable). */
   candidates: ServerCandidate[];
@@ -48,6 +46,12 @@ export interface LifecycleConfig {
 const hour = 3_600_000;
 const day = 24 * hour;
 
+/** The lifecycle's plan policy from the plans Berth sells (lib/product.ts): server candidates and retention. */
+export function lifecyclePlans(from: Readonly<Record<PlanId, Plan>>): Record<PlanId, PlanConfig> {
+  const entries = Object.values(from).map((plan) => [plan.id, { candidates: plan.servers.map((s) => ({ ...s })), retentionDays: plan.backupRetentionDays }]);
+  return Object.fromEntries(entries) as Record<PlanId, PlanConfig>;
+}
+
 /** Production timings (the seed's: 7/3/1 reminders, backups at 3 and 1 days, idle after 24 h). */
 export const defaultLifecycleConfig: LifecycleConfig = {
   dayMs: day,
@@ -58,32 +62,7 @@ export const defaultLifecycleConfig: LifecycleConfig = {
   dailyBackupEveryMs: day,
   finalBackupRetry: { initialMs: 15 * 60_000, maxMs: 6 * hour },
   provisioningRetryMs: hour,
-  plans: {
-    starter: {
-      candidates: [
-        { serverType: 'cx23', location: 'nbg1' },
-        { serverType: 'cx23', location: 'fsn1' },
-        { serverType: 'cpx12', location: 'hel1' },
-      ],
-      retentionDays: 7,
-    },
-    pro: {
-      candidates: [
-        { serverType: 'cx33', location: 'nbg1' },
-        { serverType: 'cx33', location: 'fsn1' },
-        { serverType: 'cpx32', location: 'hel1' },
-      ],
-      retentionDays: 30,
-    },
-    enterprise: {
-      candidates: [
-        { serverType: 'cx53', location: 'nbg1' },
-        { serverType: 'ccx23', location: 'fsn1' },
-        { serverType: 'cpx52', location: 'hel1' },
-      ],
-      retentionDays: 90,
-    },
-  },
+  plans: lifecyclePlans(plans),
   maxHistoryEvents: 10_000,
 };
 
@@ -98,16 +77,22 @@ export function resolveConfig(partial: Partial<LifecycleConfig> | undefined): Li
   };
 }
 
-/** What the workflow knows about the subscription, from billing events. */
+/**
+ * What the workflow knows about the subscription, from billing events: a summary the schedule
+ * reads, recomputed from `facts` (workflows/billing-facts.ts) after each event. States kept before
+ * facts existed have none until their next event.
+ */
 export interface BillingState {
-  /** A payment went through at least once. */
+  /** Money came for the current subscription (a paid invoice or checkout since it last ended). */
   subscribed: boolean;
   /** End of the paid period as billing reports it (ISO), or null. */
   periodEndsAt: string | null;
   plan: PlanId | null;
+  /** Will not renew: canceled at period end, or the subscription ended or is paused. */
   cancelAtPeriodEnd: boolean;
   /** ISO time of the first failed payment not yet recovered, or null. */
   paymentFailedAt: string | null;
+  facts?: BillingFacts;
 }
 
 export const initialBillingState: BillingState = {
@@ -310,7 +295,10 @@ export function describeDeadline(action: DeadlineAction): string {
   }
 }
 
-/** Applies one (new, not stale) billing event to the billing state. */
+/**
+ * Applies one (new, not stale) billing event to the billing state, the whole event by one clock:
+ * how workflows that started before billing facts were ordered one by one keep replaying.
+ */
 export function applyBillingEvent(billing: BillingState, event: BillingEvent): void {
   if (event.plan !== undefined) billing.plan = event.plan;
   if (event.cancelAtPeriodEnd !== undefined) billing.cancelAtPeriodEnd = event.cancelAtPeriodEnd;

@@ -1,27 +1,17 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AssistantSettings, BackupPhase, BackupProgressReport, BackupReason, BackupRecord, PlanId, ServerSummary } from '../activities/contracts.ts';
+import type { Stage } from '../lib/product.ts';
 
-/** Lifecycle stages, in the order a customer usually meets them. */
-export const stages = [
-  'awaiting_payment',
-  'provisioning',
-  'active',
-  'idle',
-  'past_due',
-  'expiring',
-  'expired',
-  'restoring',
-  'purged',
-] as const;
-export type Stage = (typeof stages)[number];
+/** Lifecycle stages (lib/product.ts), in the order a customer usually meets them. */
+export { stages, type Stage } from '../lib/product.ts';
 
-/** Normalized billing event types (the billing issue maps Stripe events onto these). */
+/** Normalized billing event types (activities/billing/billing-event.ts maps Stripe events onto these). */
 export type BillingEventType =
-  /** checkout.session.completed: the first payment went through. */
+  /** checkout.session.completed (or a delayed payment of it succeeded); `paid` false: no money yet. */
   | 'checkout_completed'
   /** invoice.paid: a period is paid (first or renewal, or a failed payment recovered). */
   | 'invoice_paid'
-  /** invoice.payment_failed / payment_action_required. */
+  /** invoice.payment_failed / payment_action_required, or a checkout's delayed payment failed. */
   | 'payment_failed'
   /** customer.subscription.created/updated: period end, plan or cancel-at-period-end changed. */
   | 'subscription_updated'
@@ -33,13 +23,24 @@ export interface BillingEvent {
   /** Stripe event id; an event with an id already seen is ignored. */
   eventId: string;
   type: BillingEventType;
-  /** ISO time Stripe created the event; an event older than the newest applied one is ignored. */
+  /**
+   * ISO time Stripe created the event. Each fact it carries (plan, period, cancellation, status,
+   * payment) is ordered by this time on its own: an older event never overwrites a newer value of
+   * the same fact, but still counts for the facts nothing newer has said (workflows/billing-facts.ts).
+   */
   created: string;
   /** ISO end of the paid period (subscription item's current_period_end). */
   accessEndsAt?: string;
   plan?: PlanId;
   cancelAtPeriodEnd?: boolean;
+  /** Stripe's subscription status, when the event carries the subscription. */
+  subscriptionStatus?: SubscriptionStatus;
+  /** checkout_completed only: false when no money came with it (a delayed payment method). Absent: paid. */
+  paid?: boolean;
 }
+
+/** Stripe's subscription statuses (activities/billing/stripe-shapes.ts refuses any other). */
+export type SubscriptionStatus = 'incomplete' | 'incomplete_expired' | 'trialing' | 'active' | 'past_due' | 'unpaid' | 'paused' | 'canceled';
 
 /** Payload of the user-activity signal (the customer used the dashboard, chat or terminal). */
 export interface UserActivity {
@@ -96,9 +97,15 @@ export interface ApproveDeletionInput {
   reason: string;
 }
 
-/** Stripe events for this customer, normalized. Duplicates and stale events are ignored. */
+/**
+ * Stripe events for this customer, normalized. Duplicates are ignored; each fact an event carries is
+ * ordered on its own (billing-facts.ts); one that arrives after the purge starts the next life.
+ */
 export const billingEventSignal = defineSignal<[BillingEvent]>('billingEvent');
-/** The customer did something (dashboard, chat, terminal): wakes an idle server, resets the idle clock. */
+/**
+ * The customer did something (dashboard, chat, terminal): wakes an idle server, resets the idle
+ * clock; after the purge, starts the customer's next life.
+ */
 export const userActivitySignal = defineSignal<[UserActivity]>('userActivity');
 
 /**

@@ -3,6 +3,8 @@ import type { BillingReconciliationActivities } from '../activities/contracts.ts
 
 const { reconcileStripeEvents } = proxyActivities<BillingReconciliationActivities>({
   startToCloseTimeout: '10m',
+  // It lists and replays a day of events; the worker heartbeats every activity, so a dead worker shows in 2 minutes, not 10.
+  heartbeatTimeout: '2m',
   retry: { initialInterval: '30s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 5 },
 });
 

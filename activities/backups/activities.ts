@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.ts';
@@ -11,6 +10,7 @@ import type { Plans } from '../billing/plans.ts';
 import type { ServerSshTarget } from '../cloud/provisioning.ts';
 import { connectPinned } from '../cloud/ssh.ts';
 import type { BackupActivities, BackupProgressReport, BackupReason, BackupRecord } from '../contracts.ts';
+import { activityContext, heartbeat } from '../heartbeat.ts';
 import type { BackupProgress, BackupService } from './service.ts';
 import type { SshTarget } from './ssh.ts';
 
@@ -48,11 +48,7 @@ export function workflowProgressForwarder(report: (progress: BackupProgressRepor
 
 /** The id of the workflow that called the running activity, or null outside one (direct calls in tests). */
 function callingWorkflowId(): string | null {
-  try {
-    return Context.current().info.workflowExecution?.workflowId ?? null;
-  } catch {
-    return null;
-  }
+  return activityContext()?.info.workflowExecution?.workflowId ?? null;
 }
 
 /**
@@ -72,15 +68,7 @@ export function backupIdFor(idempotencyKey: string): string {
 }
 
 const reasonOf = (manifestReason: unknown): BackupReason =>
-  (['daily', 'manual', 'before_restore', 'before_hibernate', 'expiry', 'final'] as const).find((r) => r === manifestReason) ?? 'manual';
-
-function heartbeat(details: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Not inside an activity (direct calls in tests).
-  }
-}
+  (['daily', 'manual', 'before_restore', 'before_hibernate', 'before_plan_change', 'expiry', 'final'] as const).find((r) => r === manifestReason) ?? 'manual';
 
 /** The lifecycle's backup activities (activities/contracts.ts) on top of the backup service. */
 export function createBackupActivities(deps: BackupActivityDeps): BackupActivities {
@@ -108,7 +96,7 @@ export function createBackupActivities(deps: BackupActivityDeps): BackupActiviti
         : null;
       const result = await service.backup({
         userId: customerId,
-        // The backup names the server it was made of: deleting that server later checks it (invariant 1).
+        // The backup names the server it was made of: deleting that server later checks it (invariant 1, docs/invariants.md).
         serverId: (await findServerByProviderId(db, Number(serverId)))?.id ?? null,
         backupId,
         ssh: await target(customerId, serverId),
@@ -118,6 +106,8 @@ export function createBackupActivities(deps: BackupActivityDeps): BackupActiviti
           heartbeat(p);
           toWorkflow?.(p);
         },
+        // A cancelled or timed-out attempt stops (heartbeats deliver that) and removes what it wrote.
+        signal: activityContext()?.cancellationSignal,
       });
       const row = await findBackup(db, result.backupId);
       if (!row?.verifiedAt) throw ApplicationFailure.create({ message: `backup ${result.backupId} was not verified`, type: ErrorType.Transient });
@@ -129,7 +119,7 @@ export function createBackupActivities(deps: BackupActivityDeps): BackupActiviti
     async restoreBackup({ customerId, serverId, backupId }) {
       const row = await findBackup(db, backupId);
       if (!row || row.userId !== customerId) throw ApplicationFailure.nonRetryable(`no backup ${backupId} of this customer`, ErrorType.NotFound);
-      await service.restore({ backupId, ssh: await target(customerId, serverId), onProgress: (p) => heartbeat(p) });
+      await service.restore({ backupId, ssh: await target(customerId, serverId), onProgress: (p) => heartbeat(p), signal: activityContext()?.cancellationSignal });
       return { restoredAt: new Date().toISOString() };
     },
 

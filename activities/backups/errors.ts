@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, nonRetryableErrorTypes } from '../../lib/errors.ts';
+import { ErrorType, nonRetryableErrorTypes, errorMessage } from '../../lib/errors.ts';
 
 /**
  * A backup or restore failure typed with the project's ErrorType table, as Temporal carries it
@@ -22,6 +22,6 @@ export function failureType(err: unknown): string | undefined {
 /** Wraps anything that is not already typed as a Transient failure (dropped SSH, storage 5xx...). */
 export function asTyped(err: unknown, context: string): ApplicationFailure {
   if (err instanceof ApplicationFailure && err.type) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return backupFailure(ErrorType.Transient, `${context}: ${message}`, err);
 }

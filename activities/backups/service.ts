@@ -1,9 +1,11 @@
 /**
  * Backups that can be trusted: server → `tar` over an SSH exec channel → zstd → chunked AES-256-GCM
  * → SHA-256 → S3 multipart upload, marked completed only after the stored object's size and SHA-256
- * were re-read from storage and matched. Restore runs the same pipeline backwards into a staging
- * directory on the server, moves it into place, runs the post-restore step and checks the tree
- * against the manifest. Incrementals use GNU tar's --listed-incremental (docs/decisions/).
+ * were re-read from storage and matched. The manifest is taken from the archive itself (archive.ts),
+ * so a tree that changes while it is archived still gives a backup whose restore checks out.
+ * Restore runs the same pipeline backwards into a staging directory on the server, checks the staged
+ * tree against the manifest, moves it into place and runs the post-restore step. Incrementals use
+ * GNU tar's --listed-incremental; ownership, unreadable entries and attempts: docs/decisions/.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -15,19 +17,25 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Client } from 'ssh2';
 import type { BackupManifest } from '../../db/database.ts';
-import { ErrorType } from '../../lib/errors.ts';
+import { errorMessage, ErrorType } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import {
+  ARCHIVE_LISTER_PY, canonicalDifferences, canonicalDigest, canonicalFromManifest, canonicalFromTree, ManifestMergeError, manifestEntries,
+  parseArchiveListing, type CanonicalEntry, type ManifestEntry,
+} from './archive.ts';
 import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, unwrapRewrapped, type MasterKeys } from './crypto.ts';
 import { asTyped, backupFailure, failureType } from './errors.ts';
-import { collectStderr, connectSsh, execChannel, exitOf, mustRun, runRemote, shq, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget } from './ssh.ts';
+import {
+  collectStderr, connectSsh, EXIT_REPORT_MARK, execChannel, exitOf, mustRun, runRemote, shq, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget,
+} from './ssh.ts';
 import type { BackupRecord, BackupStore } from './store.ts';
-import { checkRelativePath, listRemoteTree, serverContentHash, treeDifferences, type ContentHash, type TreeEntry } from './tree.ts';
+import { checkRelativePath, listRemoteTree, maxListingBytes, type ContentHash, type TreeEntry } from './tree.ts';
 import { createPartUpload } from './upload.ts';
 
 export interface BackupServiceConfig {
   s3: S3Client;
   bucket: string;
-  /** Object keys are `<keyPrefix><userId>/<backupId>.tar.zst.enc`. Default "backups/". */
+  /** Object keys are `<keyPrefix><userId>/<backupId>/<attemptId>.tar.zst.enc`. Default "backups/". */
   keyPrefix?: string;
   /** Master keys by id; `currentKeyId` encrypts new backups, any listed id can restore. */
   masterKeys: MasterKeys;
@@ -44,14 +52,14 @@ export interface BackupServiceConfig {
   preBackupCommand?: string;
   /** Shell command run on the server after a restore moved the files into place. */
   postRestoreCommand?: string;
-  /** Server directory for tar's incremental snapshot file. Default "/var/lib/berth-backup". */
+  /** Server directory for tar's incremental snapshots and each attempt's work files. Default "/var/lib/berth-backup". */
   stateDir?: string;
   /** zstd level; 3 is zstd's default and the speed/ratio sweet spot. */
   zstdLevel?: number;
   /**
-   * Where zstd runs. 'server' (default): `tar -I zstd` on the server, so the worker only encrypts,
-   * hashes and uploads, and fewer bytes cross SSH; falls back to the worker when the server has no
-   * zstd. 'worker': Node's zlib zstd in this process. The stored format is the same either way.
+   * Where zstd runs. 'server' (default): zstd on the server, so the worker only encrypts, hashes and
+   * uploads, and fewer bytes cross SSH; falls back to the worker when the server has no zstd.
+   * 'worker': Node's zlib zstd in this process. The stored format is the same either way.
    */
   compressOn?: 'server' | 'worker';
   /** zstd threads on the server (`-T`); 1 leaves the customer's other cores alone, 0 means all. */
@@ -68,6 +76,12 @@ export interface BackupServiceConfig {
   queueSize?: number;
   /** Incrementals after a full before the next full is forced. Default 13. */
   maxChainLength?: number;
+  /**
+   * Longer than any attempt can live (the activities' start-to-close timeout is 4 h): an attempt
+   * unfinished for this long is dead, and what it left (object, upload, work files on the server,
+   * a restore's staging directory) may be removed. Default 24 h.
+   */
+  staleAttemptMs?: number;
 }
 
 export interface BackupProgress {
@@ -84,7 +98,7 @@ export interface BackupRequest {
   userId: string;
   serverId?: string | null;
   ssh: SshTarget;
-  /** Idempotency: derive from workflow id + step; a retry with the same id restarts cleanly. */
+  /** Idempotency: derive from workflow id + step; a retry with the same id returns the completed backup. */
   backupId?: string;
   /** Build on the latest completed backup if the server's snapshot state still matches it. */
   incremental?: boolean;
@@ -92,10 +106,21 @@ export interface BackupRequest {
   /** Heartbeat hook: called at most every `progressIntervalMs` (default 1 s) and at phase changes. */
   onProgress?: (progress: BackupProgress) => void;
   progressIntervalMs?: number;
+  /**
+   * Aborts this attempt (activity cancellation, a timed-out attempt): the SSH connection and with it
+   * every command it ran on the server is ended, the upload aborted, what this attempt wrote removed,
+   * and the signal's reason thrown.
+   */
+  signal?: AbortSignal;
 }
 
-export interface BackupManifestV1 {
-  format: 1;
+/** An entry left out of a backup, and why: a restore by the server's account could not recreate it. */
+export interface SkippedEntry {
+  path: string;
+  reason: 'unreadable' | 'device' | 'socket';
+}
+
+interface ManifestCommon {
   root: string;
   paths: string[];
   kind: 'full' | 'incremental';
@@ -106,18 +131,43 @@ export interface BackupManifestV1 {
   /** Apparent bytes of regular files in the tree after this backup. */
   totalBytes: number;
   treeDigest: string;
-  /** How `entries` hash file contents; absent in older manifests, which used SHA-256. */
-  contentHash?: ContentHash;
-  entries: TreeEntry[];
   /** Bytes of the tar stream (this backup's archive; for incrementals, only what changed). */
   archiveBytes: number;
   storedBytes: number;
   encryption: { algorithm: 'aes-256-gcm-chunked-v1'; keyId: string; chunkSize: number };
-  /** `where`: 'server' (`tar -I zstd` on the server) or 'worker' (Node's zlib); absent in older manifests. */
+  /** `where`: 'server' (zstd on the server) or 'worker' (Node's zlib); absent in older manifests. */
   compression: { algorithm: 'zstd'; level: number; where?: 'server' | 'worker' };
-  tools: { tar: string; zstd: string; node: string };
+  tools: { tar: string; zstd: string; node: string; python?: string };
   preBackupCommand: string | null;
 }
+
+/** Manifests written before the manifest came from the archive: a listing of the tree after tar (find + hashes). */
+export interface BackupManifestV1 extends ManifestCommon {
+  format: 1;
+  /** How `entries` hash file contents; absent in older manifests, which used SHA-256. */
+  contentHash?: ContentHash;
+  entries: TreeEntry[];
+}
+
+/**
+ * The manifest as the archive holds it (archive.ts): entries, content hashes and owners as tar
+ * recorded them. A restore reproduces everything but ownership: the server's account owns what it
+ * restores (docs/decisions/), so owners are recorded for information and checked on restore as
+ * "the restoring account".
+ */
+export interface BackupManifestV2 extends ManifestCommon {
+  format: 2;
+  contentHash: 'blake2b-256';
+  entries: ManifestEntry[];
+  /** What was left out, and why. */
+  skipped: SkippedEntry[];
+  /** tar's warnings when it exited 1 (files that changed or vanished while archived): kept as archived. */
+  warnings: string[];
+  /** Metadata a restore does not reproduce. */
+  notKept: ['owner', 'xattrs', 'acls'];
+}
+
+export type AnyBackupManifest = BackupManifestV1 | BackupManifestV2;
 
 export interface BackupResult {
   backupId: string;
@@ -127,7 +177,7 @@ export interface BackupResult {
   sizeBytes: number;
   sha256: string;
   archiveBytes: number;
-  manifest: BackupManifestV1;
+  manifest: AnyBackupManifest;
 }
 
 export interface RestoreRequest {
@@ -137,6 +187,8 @@ export interface RestoreRequest {
   root?: string;
   onProgress?: (progress: BackupProgress) => void;
   progressIntervalMs?: number;
+  /** Aborts the restore: the connection (and the commands it ran) is ended; nothing is moved into place after it. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -145,6 +197,8 @@ export interface RestoreResult {
   fileCount: number;
   totalBytes: number;
   treeDigest: string;
+  /** What the replaced tree left behind because the account could not remove it (foreign-owned entries). */
+  leftovers: string[];
 }
 
 export interface PruneRequest {
@@ -158,9 +212,8 @@ export interface BackupService {
   restore(req: RestoreRequest): Promise<RestoreResult>;
   /** Restores the newest verified backup, falling back to older ones if one is corrupt or its key is gone. */
   restoreLatest(req: Omit<RestoreRequest, 'backupId'> & { userId: string }): Promise<RestoreResult & { skipped: { backupId: string; type: string; message: string }[] }>;
-  prune(req?: PruneRequest): Promise<{ deleted: string[] }>;
-  /** Aborts multipart uploads left under a user's prefix (a crashed worker's); returns how many. */
-  abortOrphanedUploads(userId: string): Promise<number>;
+  /** Deletes expired backups, and removes what attempts that died (unfinished for `staleAttemptMs`) left in storage. */
+  prune(req?: PruneRequest): Promise<{ deleted: string[]; swept: string[] }>;
 }
 
 const RESTORE_ERRORS: readonly string[] = [ErrorType.BackupCorrupt, ErrorType.KeyUnavailable];
@@ -171,6 +224,61 @@ const RESTORE_ERRORS: readonly string[] = [ErrorType.BackupCorrupt, ErrorType.Ke
  */
 const MAX_PART_BYTES = 64 * 1024 * 1024;
 const MAX_ESTIMATE_BYTES = 16 * 1024 ** 4;
+
+/**
+ * The backup pipeline on the server, run as the login account. Arguments: root, the attempt's work
+ * directory, the compressor (empty: none), the archive lister, then the paths.
+ * 1. Entries the account cannot read, and devices and sockets (which it could not recreate), are
+ *    listed to `skipped` and excluded by exact name.
+ * 2. tar's stream goes to stdout (through zstd) and, by tee, to the lister, which writes the manifest's
+ *    raw material to `listing` from the very bytes archived.
+ * 3. The last stderr line reports each member's exit status; tar's 1 ("file changed as we read it")
+ *    is accepted, because the manifest describes what was archived, not the disk after.
+ */
+const BACKUP_SCRIPT = `
+set -u
+root=$1 work=$2 compress=$3 lister=$4
+shift 4
+cd "$root" || exit 3
+find "$@" \\( -type d \\( ! -readable -o ! -executable \\) -o -type f ! -readable -o -type b -o -type c -o -type s \\) -prune -printf '%y\\0%p\\0' > "$work/skipped" 2>/dev/null
+excludes=()
+while IFS= read -r -d '' kind && IFS= read -r -d '' name; do excludes+=("--exclude=$name"); done < "$work/skipped"
+mkfifo "$work/archive" || exit 3
+python3 -c "$lister" < "$work/archive" > "$work/listing" & listing=$!
+tar --create --file=- --format=posix --sparse --numeric-owner --listed-incremental="$work/tar.snar" ${TAR_PROGRESS_OPTIONS} \\
+  --anchored --no-wildcards "\${excludes[@]}" -- "$@" | tee "$work/archive" | \${compress:-cat}
+codes=("\${PIPESTATUS[@]}")
+wait "$listing"; lc=$?
+echo "${EXIT_REPORT_MARK} tar=\${codes[0]} tee=\${codes[1]} compress=\${codes[2]} lister=$lc" >&2
+[ "\${codes[0]}" -le 1 ] && [ "\${codes[1]}" -eq 0 ] && [ "\${codes[2]}" -eq 0 ] && [ "$lc" -eq 0 ]
+`.trim();
+
+/** Removes a tree the account made, including directories it restored read-only. */
+const REMOVE_TREE = `remove_tree() { [ -e "$1" ] || [ -L "$1" ] || return 0; find "$1" -type d ! -perm -u=rwx -user "$(id -u)" -exec chmod u+rwx {} \\; 2>/dev/null; rm -rf -- "$1" 2>/dev/null; }`;
+
+/**
+ * Moves restored paths into place. Arguments: root, the staging directory, the attempt id, then the
+ * paths. What was there is first renamed aside in its own directory (which works even for a tree
+ * another user owns, where deleting would not), then removed as far as the account can; the paths
+ * that could not be removed are printed, NUL-terminated.
+ */
+const SWAP_SCRIPT = `
+set -u
+${REMOVE_TREE}
+root=$1 stage=$2 attempt=$3
+shift 3
+cd "$root" || exit 3
+for p in "$@"; do
+  parent=$(dirname -- "$p") base=$(basename -- "$p")
+  aside="$parent/.$base.berth-replaced-$attempt"
+  mkdir -p -- "$parent" || exit 3
+  if [ -e "$p" ] || [ -L "$p" ]; then mv -T -- "$p" "$aside" || exit 3; fi
+  mv -T -- "$stage/$p" "$p" || exit 3
+  remove_tree "$aside"
+  if [ -e "$aside" ] || [ -L "$aside" ]; then printf '%s\\0' "$aside"; fi
+done
+remove_tree "$stage"
+`.trim();
 
 /**
  * SigV4 signs a Buffer body by hashing it with SHA-256 — for every part we upload, on our main
@@ -191,6 +299,41 @@ function sendPartsUnsigned(s3: S3Client, bucket: string, keyPrefix: string): voi
   }, { step: 'build', name: `berthUnsignedBackupParts:${bucket}:${keyPrefix}`, override: true });
 }
 
+/** Runs `onAbort` once if `signal` aborts before `dispose()`; `check()` throws the abort reason. */
+function abortScope(signal: AbortSignal | undefined) {
+  const handlers = new Set<() => void>();
+  const fire = () => {
+    for (const handler of handlers) handler();
+  };
+  signal?.addEventListener('abort', fire, { once: true });
+  return {
+    check: () => signal?.throwIfAborted(),
+    onAbort(handler: () => void) {
+      handlers.add(handler);
+      if (signal?.aborted) handler();
+    },
+    dispose: () => signal?.removeEventListener('abort', fire),
+  };
+}
+
+const skipReasons: Record<string, SkippedEntry['reason']> = { d: 'unreadable', f: 'unreadable', b: 'device', c: 'device', s: 'socket' };
+
+/** The deepest directory holding all `paths` (relative), with a trailing slash, or '' for the root. */
+function commonParent(paths: readonly string[]): string {
+  const parents = paths.map((p) => p.split('/').slice(0, -1));
+  const common: string[] = [];
+  for (let i = 0; parents.every((p) => i < p.length && p[i] === parents[0]![i]); i++) common.push(parents[0]![i]!);
+  return common.map((part) => `${part}/`).join('');
+}
+
+function parseSkipped(buf: Buffer): SkippedEntry[] {
+  const fields = buf.toString('utf8').split('\0');
+  fields.pop();
+  const out: SkippedEntry[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) out.push({ path: fields[i + 1]!, reason: skipReasons[fields[i]!] ?? 'unreadable' });
+  return out;
+}
+
 /** Builds the backup service from its dependencies (clients are made by the worker or the tests). */
 export function createBackupService(config: BackupServiceConfig): BackupService {
   const { s3, bucket, store, log, masterKeys, currentKeyId } = config;
@@ -206,22 +349,26 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
   const compressOn = config.compressOn ?? 'server';
   const zstdThreads = config.zstdThreads ?? 1;
   const maxChainLength = config.maxChainLength ?? 13;
+  const staleAttemptMs = config.staleAttemptMs ?? 24 * 3600_000;
+  const staleMinutes = Math.max(1, Math.ceil(staleAttemptMs / 60_000));
   if (paths.length === 0) throw backupFailure(ErrorType.Misconfigured, 'no backup paths configured');
   if (!masterKeys[currentKeyId]) throw backupFailure(ErrorType.Misconfigured, `current master key ${currentKeyId} is not configured`);
 
   const userPrefix = (userId: string) => `${keyPrefix}${userId}/`;
   sendPartsUnsigned(s3, bucket, keyPrefix);
-  const snar = `${stateDir}/tar.snar`;
-  const snarParent = `${stateDir}/tar.snar.parent`;
+  // The adopted snapshot is named by the backup it belongs to, and `current` (replaced atomically) names it.
+  const currentMarker = `${stateDir}/snapshot.current`;
+  const snapshotOf = (backupId: string) => `${stateDir}/snapshot-${backupId}.snar`;
 
-  async function abortUploads(prefix: string, exactKey?: string): Promise<number> {
+  /** Aborts the multipart uploads of exactly this key (MinIO lists uploads only for an exact key). */
+  async function abortUploads(key: string): Promise<number> {
     let aborted = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (;;) {
-      const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
       for (const u of page.Uploads ?? []) {
-        if (!u.Key || !u.UploadId || (exactKey && u.Key !== exactKey)) continue;
+        if (u.Key !== key || !u.UploadId) continue;
         await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
         aborted++;
       }
@@ -231,9 +378,15 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
     }
   }
 
-  async function headSize(key: string): Promise<number | undefined> {
+  /** Removes an attempt's object and any upload of it: only ever the key an attempt itself wrote. */
+  async function removeObject(key: string): Promise<void> {
+    await abortUploads(key);
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  }
+
+  async function headSize(key: string, signal?: AbortSignal): Promise<number | undefined> {
     try {
-      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
       return head.ContentLength;
     } catch (err) {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -242,9 +395,9 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
     }
   }
 
-  async function getStream(key: string, range?: string): Promise<Readable> {
+  async function getStream(key: string, opts: { range?: string; signal?: AbortSignal } = {}): Promise<Readable> {
     try {
-      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range }));
+      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: opts.range }), { abortSignal: opts.signal });
       return res.Body as Readable;
     } catch (err) {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -254,13 +407,12 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
   }
 
   /** Size and SHA-256 of the stored object, read back from storage. */
-  async function rereadObject(key: string, onBytes?: (n: number) => void): Promise<{ size: number; sha256: string }> {
+  async function rereadObject(key: string, signal?: AbortSignal): Promise<{ size: number; sha256: string }> {
     const hash = createHash('sha256');
     let size = 0;
-    for await (const chunk of await getStream(key)) {
+    for await (const chunk of await getStream(key, { signal })) {
       hash.update(chunk as Buffer);
       size += (chunk as Buffer).length;
-      onBytes?.(size);
     }
     return { size, sha256: hash.digest('hex') };
   }
@@ -276,76 +428,89 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
     };
   }
 
-  async function withSsh<T>(target: SshTarget, fn: (client: Client) => Promise<T>): Promise<T> {
+  /** Connects, and ends the connection (so every command it runs on the server) if the scope aborts. */
+  async function connectIn(scope: ReturnType<typeof abortScope>, target: SshTarget): Promise<Client> {
+    scope.check();
     const client = await connect(target);
-    try {
-      return await fn(client);
-    } finally {
-      client.end();
-    }
+    scope.onAbort(() => client.destroy());
+    return client;
   }
 
-  /** Chooses full or incremental: incremental only if the server's snapshot state is the latest completed backup's. */
-  async function chooseParent(client: Client, userId: string, wanted: boolean): Promise<BackupRecord | null> {
+  /** The backup this one can build on: the latest completed one, if the server's adopted snapshot is its (copied into `work`). */
+  async function chooseParent(client: Client, userId: string, wanted: boolean, work: string): Promise<BackupRecord | null> {
     if (!wanted) return null;
     const latest = (await store.listForUser(userId)).find((r) => r.status === 'completed' && r.verifiedAt);
     if (!latest) return null;
+    // Its manifest must be one a merge can build on: taken from its archive, of the same paths.
+    const manifest = latest.manifest as unknown as AnyBackupManifest | null;
+    if (manifest?.format !== 2 || manifest.root !== root || manifest.paths.join('\0') !== paths.join('\0')) return null;
     let depth = 0;
     for (let r: BackupRecord | undefined = latest; r?.kind === 'incremental'; r = r.parentId ? await store.get(r.parentId) : undefined) depth++;
     if (depth >= maxChainLength) return null;
-    const onServer = await runRemote(client, `cat -- ${shq(snarParent)} 2>/dev/null && test -s ${shq(snar)}`);
-    return onServer.code === 0 && onServer.stdout.toString().trim() === latest.id ? latest : null;
+    const copied = await runRemote(client, `test "$(cat -- ${shq(currentMarker)} 2>/dev/null)" = ${shq(latest.id)} && cp -- ${shq(snapshotOf(latest.id))} ${shq(`${work}/tar.snar`)}`);
+    return copied.code === 0 ? latest : null;
+  }
+
+  function completedResult(row: BackupRecord): BackupResult {
+    const manifest = row.manifest as unknown as AnyBackupManifest;
+    return { backupId: row.id, kind: row.kind, parentId: row.parentId, objectKey: row.objectKey, sizeBytes: row.sizeBytes!,
+      sha256: row.sha256!, archiveBytes: manifest.archiveBytes, manifest };
   }
 
   const service: BackupService = {
     async backup(req) {
       const backupId = req.backupId ?? randomUUID();
       const existing = await store.get(backupId);
-      if (existing?.status === 'completed') {
-        const manifest = existing.manifest as unknown as BackupManifestV1;
-        return { backupId, kind: existing.kind, parentId: existing.parentId, objectKey: existing.objectKey, sizeBytes: existing.sizeBytes!,
-          sha256: existing.sha256!, archiveBytes: manifest.archiveBytes, manifest };
-      }
-      const objectKey = `${userPrefix(req.userId)}${backupId}.tar.zst.enc`;
+      if (existing?.status === 'completed') return completedResult(existing);
+      // Everything this attempt writes is its own: object key, work directory (snapshot copy, listing).
+      const attemptId = randomUUID();
+      const objectKey = `${userPrefix(req.userId)}${backupId}/${attemptId}.tar.zst.enc`;
+      const work = `${stateDir}/attempt-${attemptId}`;
+      const scope = abortScope(req.signal);
       const report = progressReporter(req.onProgress, req.progressIntervalMs);
       const progress: BackupProgress = { phase: 'preparing', bytesDone: 0, bytesEstimate: null, bytesStored: 0 };
       report(progress, true);
-      const snarTmp = `${stateDir}/tar.snar.${backupId}`;
-      let recorded = false;
+      let owner = false;
+      let claimed = false;
       let client: Client | undefined;
       try {
-        // A crashed attempt (this backup's or an earlier one's) may have left parts behind.
-        // MinIO lists uploads only for an exact key, S3 by prefix: sweep both.
-        const orphans = await abortUploads(objectKey, objectKey) + await abortUploads(userPrefix(req.userId));
-        if (orphans > 0) log.warn({ userId: req.userId, orphans }, 'aborted multipart uploads left by an earlier attempt');
-        client = await connect(req.ssh);
+        client = await connectIn(scope, req.ssh);
+        // Work files of attempts that died long ago (no live attempt is that old) go; this attempt's are made.
+        await mustRun(client, `mkdir -p -- ${shq(stateDir)} && find ${shq(stateDir)} -maxdepth 1 -name 'attempt-*' -mmin +${staleMinutes} -exec rm -rf -- {} + ; mkdir -m 700 -- ${shq(work)}`,
+          'preparing the backup state directory');
         if (config.preBackupCommand) await mustRun(client, config.preBackupCommand, 'pre-backup step');
-        const parent = await chooseParent(client, req.userId, req.incremental ?? false);
+        scope.check();
+        const parent = await chooseParent(client, req.userId, req.incremental ?? false, work);
         const kind = parent ? 'incremental' : 'full';
         const starts = paths.map((p) => shq(`./${p}`)).join(' ');
-        // tar's version, zstd's (or "none"), the apparent size of the paths.
-        const facts = (await mustRun(client, `tar --version | head -n 1 && { zstd -V 2>/dev/null | head -n 1 | grep . || echo none; } && cd ${shq(root)} && du -s -c -b -- ${starts} | tail -n 1`,
-          'inspecting the paths', ErrorType.Misconfigured)).toString().split('\n');
+        // tar's version, zstd's (or "none"), python3's, the apparent size of the paths.
+        const facts = (await mustRun(client, `tar --version | head -n 1 && { zstd -V 2>/dev/null | head -n 1 | grep . || echo none; }`
+          + ` && { python3 --version 2>&1 | grep -E '^Python 3' || echo none; } && cd ${shq(root)} && du -s -c -b -- ${starts} | tail -n 1`,
+        'inspecting the paths', ErrorType.Misconfigured)).toString().split('\n');
         const tarVersion = facts[0]?.trim() ?? 'unknown';
         const serverZstd = facts[1]?.trim() && facts[1].trim() !== 'none' ? facts[1].trim() : undefined;
+        const python = facts[2]?.trim();
+        if (!python || python === 'none') throw backupFailure(ErrorType.Misconfigured, 'the server has no python3: the manifest is read from the archive with its tarfile module');
         // The server's own word: a number only within reason, or none (it sizes the upload's parts).
-        const estimate = Number(facts[2]?.split(/\s/)[0]);
+        const estimate = Number(facts[3]?.split(/\s/)[0]);
         progress.bytesEstimate = Number.isSafeInteger(estimate) && estimate > 0 ? Math.min(estimate, MAX_ESTIMATE_BYTES) : null;
         const where = compressOn === 'server' && serverZstd ? 'server' : 'worker';
         if (compressOn === 'server' && !serverZstd) log.warn({ backupId }, 'the server has no zstd: compressing in the worker');
+        scope.check();
 
-        await store.upsertPending({ id: backupId, userId: req.userId, serverId: req.serverId ?? null, kind, parentId: parent?.id ?? null,
-          objectKey, encryptionKeyId: currentKeyId, expiresAt: req.expiresAt ?? null });
-        recorded = true;
-        log.info({ backupId, userId: req.userId, kind, parentId: parent?.id ?? null, compressOn: where }, 'backup started');
+        const claim = await store.claim({ id: backupId, userId: req.userId, serverId: req.serverId ?? null, kind, parentId: parent?.id ?? null,
+          objectKey, encryptionKeyId: currentKeyId, expiresAt: req.expiresAt ?? null, attemptId });
+        if (!claim.owned) {
+          // Another attempt completed it meanwhile: this one wrote nothing in storage.
+          await runRemote(client, `rm -rf -- ${shq(work)}`).catch(() => {});
+          return completedResult(claim.completed);
+        }
+        owner = true;
+        claimed = true;
+        log.info({ backupId, attemptId, userId: req.userId, kind, parentId: parent?.id ?? null, compressOn: where }, 'backup started');
 
-        // tar works on a copy of the snapshot file, adopted only once this backup completed.
-        // With server-side compression tar runs zstd itself (-I), so tar's exit status covers zstd's too.
-        const prepareSnapshot = parent ? `cp -- ${shq(snar)} ${shq(snarTmp)}` : `rm -f -- ${shq(snarTmp)}`;
-        const compressor = where === 'server' ? ` --use-compress-program=${shq(`zstd -${zstdLevel} -q -T${zstdThreads}`)}` : '';
-        const tarCommand = `mkdir -p -- ${shq(stateDir)} && ${prepareSnapshot} && cd ${shq(root)} && `
-          + `tar --create --file=- --format=posix --sparse --numeric-owner --listed-incremental=${shq(snarTmp)} ${TAR_PROGRESS_OPTIONS}${compressor} -- ${starts}`;
-        const channel = await execChannel(client, tarCommand);
+        const compressor = where === 'server' ? `zstd -${zstdLevel} -q -T${zstdThreads}` : '';
+        const channel = await execChannel(client, `bash -c ${shq(BACKUP_SCRIPT)} berth-backup ${shq(root)} ${shq(work)} ${shq(compressor)} ${shq(ARCHIVE_LISTER_PY)} ${starts}`);
         // Progress is tar's own count of archive bytes (before compression), reported every ~10 MiB.
         const tarErr = watchTarStderr(channel, (n) => {
           progress.bytesDone = n;
@@ -353,20 +518,20 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         });
         const exited = exitOf(channel, 'tar', tarErr.text);
         exited.catch(() => {});
-        channel.end();
 
         progress.phase = 'streaming';
         report(progress, true);
         const hash = createHash('sha256');
         let received = 0;
-        // The archive ends only when tar said it succeeded: a dropped connection looks like EOF otherwise.
+        // The archive ends only when the pipeline said it succeeded: a dropped connection looks like EOF otherwise.
         const gate = new Transform({
           transform(data: Buffer, _enc, done: TransformCallback) {
             received += data.length;
             done(null, data);
           },
           flush(done: TransformCallback) {
-            exited.then((code) => done(code === 0 ? null : backupFailure(ErrorType.Transient, `tar exited with ${code}${tarErr.text() ? `: ${tarErr.text()}` : ''}`)), done);
+            exited.then((code) => done(code === 0 ? null : backupFailure(ErrorType.Transient,
+              `the backup pipeline failed (exit ${code}; ${JSON.stringify(tarErr.exits() ?? {})})${tarErr.text() ? `: ${tarErr.text()}` : ''}`)), done);
           },
         });
         // Sees whole sealed records (a few MiB each), so hashing costs one call per record.
@@ -391,58 +556,88 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         // server's tar has exited — which it will not while its output is blocked. Fail on the first error.
         const firstError = new Promise<never>((_resolve, reject) => {
           for (const stream of streams) stream.once('error', reject);
+          scope.onAbort(() => reject(req.signal!.reason));
         });
         firstError.catch(() => {});
         try {
           await Promise.race([piped, firstError]);
         } catch (err) {
           channel.destroy();
-          // Let an in-flight CreateMultipartUpload/UploadPart settle (and the upload be aborted) before sweeping, or it could outlive the sweep.
+          upload.stream.destroy(err as Error);
+          // Let an in-flight CreateMultipartUpload/UploadPart settle (and the upload be aborted) before removing the object.
           await Promise.race([upload.cleanedUp(), sleep(30_000)]);
           throw err;
         }
         const sha256 = hash.digest('hex');
         const sizeBytes = progress.bytesStored;
-        const archiveBytes = tarErr.archiveBytes() ?? (where === 'worker' ? received : 0);
+        const archiveBytes = tarErr.archiveBytes() ?? received;
+        const tarExit = tarErr.exits()?.tar ?? 0;
         progress.bytesDone = archiveBytes;
 
-        // Verified means read back from storage, not what we believe we sent. The manifest's listing
-        // (find + sha256sum on the server) runs meanwhile: it uses the server's CPU, the re-read ours.
+        // Verified means read back from storage, not what we believe we sent; the listing comes meanwhile.
         progress.phase = 'verifying';
         report(progress, true);
-        const contentHash = await serverContentHash(client);
-        const [reread, listed] = await Promise.allSettled([rereadObject(objectKey), listRemoteTree(client, root, paths, contentHash)]);
-        if (reread.status === 'rejected') throw reread.reason;
-        if (listed.status === 'rejected') throw listed.reason;
-        const stored = reread.value;
-        if (stored.size !== sizeBytes || stored.sha256 !== sha256) {
-          throw backupFailure(ErrorType.BackupCorrupt, `stored object ${objectKey} does not match what was sent (size ${stored.size}/${sizeBytes}, sha256 ${stored.sha256}/${sha256})`);
+        const [reread, listing, skippedList] = await Promise.all([
+          rereadObject(objectKey, req.signal),
+          mustRun(client, `cat -- ${shq(`${work}/listing`)}`, 'reading the archive listing', ErrorType.Transient, maxListingBytes),
+          mustRun(client, `cat -- ${shq(`${work}/skipped`)}`, 'reading what was left out', ErrorType.Transient, maxListingBytes),
+        ]);
+        if (reread.size !== sizeBytes || reread.sha256 !== sha256) {
+          throw backupFailure(ErrorType.BackupCorrupt, `stored object ${objectKey} does not match what was sent (size ${reread.size}/${sizeBytes}, sha256 ${reread.sha256}/${sha256})`);
         }
-        const tree = listed.value;
-        const manifest: BackupManifestV1 = {
-          format: 1, root, paths, kind, parentId: parent?.id ?? null,
-          fileCount: tree.fileCount, dirCount: tree.dirCount, symlinkCount: tree.symlinkCount, totalBytes: tree.totalBytes,
-          treeDigest: tree.digest, contentHash, entries: tree.entries, archiveBytes, storedBytes: sizeBytes,
+        let entries: ManifestEntry[];
+        try {
+          entries = manifestEntries(parseArchiveListing(listing), parent ? (parent.manifest as unknown as BackupManifestV2).entries : undefined);
+        } catch (err) {
+          if (!(err instanceof ManifestMergeError)) throw err;
+          // Forget the adopted snapshot: the next attempt makes a full backup, whose manifest needs no parent.
+          await runRemote(client, `rm -f -- ${shq(currentMarker)}`).catch(() => {});
+          throw backupFailure(ErrorType.Transient, `the archive's manifest could not be built (${err.message}); the next attempt makes a full backup`, err);
+        }
+        const skipped = parseSkipped(skippedList);
+        const warnings = tarExit === 1 ? tarErr.text().split('\n').filter(Boolean).slice(0, 50) : [];
+        const files = entries.filter((e) => e.type === 'f');
+        const manifest: BackupManifestV2 = {
+          format: 2, root, paths, kind, parentId: parent?.id ?? null,
+          fileCount: files.length, dirCount: entries.filter((e) => e.type === 'd').length, symlinkCount: entries.filter((e) => e.type === 'l').length,
+          totalBytes: files.reduce((n, e) => n + (e.size ?? 0), 0),
+          treeDigest: canonicalDigest(canonicalFromManifest(entries)), contentHash: 'blake2b-256', entries, skipped, warnings,
+          notKept: ['owner', 'xattrs', 'acls'], archiveBytes, storedBytes: sizeBytes,
           encryption: { algorithm: 'aes-256-gcm-chunked-v1', keyId: currentKeyId, chunkSize },
           compression: { algorithm: 'zstd', level: zstdLevel, where },
-          tools: { tar: tarVersion, zstd: where === 'server' ? serverZstd! : `zlib ${process.versions.zstd ?? 'unknown'}`, node: process.version },
+          tools: { tar: tarVersion, zstd: where === 'server' ? serverZstd! : `zlib ${process.versions.zstd ?? 'unknown'}`, node: process.version, python },
           preBackupCommand: config.preBackupCommand ?? null,
         };
-        await store.markCompleted(backupId, { sizeBytes, sha256, manifest: manifest as unknown as BackupManifest, verifiedAt: new Date() });
+        scope.check();
+        if (!await store.markCompleted(backupId, attemptId, { sizeBytes, sha256, manifest: manifest as unknown as BackupManifest, verifiedAt: new Date() })) {
+          owner = false;
+          throw backupFailure(ErrorType.Transient, `backup ${backupId} was taken over by a newer attempt; attempt ${attemptId} stands down`);
+        }
+        if (skipped.length > 0) log.warn({ backupId, skipped: skipped.length, first: skipped.slice(0, 5) }, 'entries the account cannot read or restore were left out of the backup');
+        if (warnings.length > 0) log.warn({ backupId, warnings: warnings.slice(0, 5) }, 'files changed while they were archived; the backup holds them as archived');
         // Only now does the server's snapshot state move on; if this fails the next backup is a full one.
-        await mustRun(client, `mv -f -- ${shq(snarTmp)} ${shq(snar)} && printf %s ${shq(backupId)} > ${shq(snarParent)}`, 'adopting the snapshot file')
-          .catch((err: unknown) => log.warn({ backupId, err: (err as Error).message }, 'could not adopt the tar snapshot file; the next backup will be full'));
-        log.info({ backupId, kind, sizeBytes, archiveBytes }, 'backup completed and verified');
+        await mustRun(client, `mv -f -- ${shq(`${work}/tar.snar`)} ${shq(snapshotOf(backupId))} && printf %s ${shq(backupId)} > ${shq(`${work}/current`)}`
+          + ` && mv -f -- ${shq(`${work}/current`)} ${shq(currentMarker)} && find ${shq(stateDir)} -maxdepth 1 -name 'snapshot-*.snar' ! -name ${shq(`snapshot-${backupId}.snar`)} -delete`
+          + ` ; rm -rf -- ${shq(work)}`, 'adopting the snapshot file')
+          .catch((err: unknown) => log.warn({ backupId, err: errorMessage(err) }, 'could not adopt the tar snapshot file; the next backup will be full'));
+        log.info({ backupId, attemptId, kind, sizeBytes, archiveBytes }, 'backup completed and verified');
         return { backupId, kind, parentId: parent?.id ?? null, objectKey, sizeBytes, sha256, archiveBytes, manifest };
       } catch (err) {
+        const aborted = req.signal?.aborted ?? false;
         const typed = asTyped(err, 'backup failed');
-        log.warn({ backupId, userId: req.userId, type: typed.type, err: typed.message }, 'backup failed');
-        if (recorded) await store.setStatus(backupId, 'failed').catch((e: unknown) => log.error({ backupId, err: (e as Error).message }, 'could not mark backup failed'));
-        await abortUploads(objectKey, objectKey).catch(() => {});
-        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey })).catch(() => {});
-        if (client) await runRemote(client, `rm -f -- ${shq(snarTmp)}`).catch(() => {});
+        log.warn({ backupId, attemptId, userId: req.userId, type: typed.type, err: typed.message, aborted }, 'backup attempt failed');
+        if (owner) await store.markFailed(backupId, attemptId).catch((e: unknown) => log.error({ backupId, err: errorMessage(e) }, 'could not mark backup failed'));
+        if (claimed) {
+          // Only this attempt's own object; if removing it fails the attempt stays unfinished and the prune sweeps it later.
+          await removeObject(objectKey)
+            .then(() => store.finishAttempt(attemptId, owner ? 'failed' : 'superseded'))
+            .catch((e: unknown) => log.warn({ backupId, attemptId, err: errorMessage(e) }, 'could not remove the attempt\'s object; the prune will'));
+        }
+        if (client && !aborted) await runRemote(client, `rm -rf -- ${shq(work)}`).catch(() => {});
+        if (aborted) throw req.signal!.reason;
         throw typed;
       } finally {
+        scope.dispose();
         client?.end();
       }
     },
@@ -461,15 +656,16 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         }
         chain.unshift(parent);
       }
-      const manifest = target.manifest as unknown as BackupManifestV1;
+      const manifest = target.manifest as unknown as AnyBackupManifest;
       const restoreRoot = req.root ?? manifest.root;
+      const scope = abortScope(req.signal);
       // Refuse before touching the server: every object present at its recorded size, every key opens.
       for (const link of chain) {
-        const size = await headSize(link.objectKey);
+        const size = await headSize(link.objectKey, req.signal);
         if (size === undefined) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} is missing from storage`);
         if (size !== link.sizeBytes) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} is ${size} bytes, recorded ${link.sizeBytes}`);
         const head: Buffer[] = [];
-        for await (const c of await getStream(link.objectKey, 'bytes=0-16383')) head.push(c as Buffer);
+        for await (const c of await getStream(link.objectKey, { range: 'bytes=0-16383', signal: req.signal })) head.push(c as Buffer);
         const parsed = parseHeader(Buffer.concat(head));
         if (!parsed) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} has a truncated header`);
         // After a master key rotation the record holds the data key re-wrapped under the newer key.
@@ -481,80 +677,116 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
       const report = progressReporter(req.onProgress, req.progressIntervalMs);
       const progress: BackupProgress = { phase: 'restoring', bytesDone: 0, bytesEstimate: chain.reduce((n, l) => n + (l.sizeBytes ?? 0), 0), bytesStored: 0 };
       report(progress, true);
-      const stage = `./.berth-restore-${target.id}`;
-      return withSsh(req.ssh, async (client) => {
-        try {
-          const hasZstd = (await mustRun(client, `mkdir -p -- ${shq(restoreRoot)} && cd ${shq(restoreRoot)} && rm -rf -- ${shq(stage)} && mkdir -m 700 -- ${shq(stage)}`
-            + ' && { command -v zstd >/dev/null && echo zstd || echo none; }', 'preparing the restore directory')).toString().trim() === 'zstd';
-          // Decompress where the backup was compressed by default: on the server if it has zstd (tar -I runs `zstd -d`).
-          const serverSide = compressOn === 'server' && hasZstd;
-          for (const link of chain) {
-            const channel = await execChannel(client, `cd ${shq(restoreRoot)} && tar --extract --file=- --listed-incremental=/dev/null --numeric-owner --same-owner --same-permissions`
-              + `${serverSide ? ` --use-compress-program=${shq('zstd -q')}` : ''} -C ${shq(stage)}`);
-            const stderr = collectStderr(channel);
-            const exited = exitOf(channel, 'tar -x', stderr);
-            exited.catch(() => {});
-            channel.resume();
-            const hash = createHash('sha256');
-            let size = 0;
-            // Verify while reading: the last block (holding the final chunk) goes on only if the whole object matched.
-            let held: Buffer | undefined;
-            const meter = new Transform({
-              transform(data: Buffer, _enc, done: TransformCallback) {
-                hash.update(data);
-                size += data.length;
-                progress.bytesStored += data.length;
-                const previous = held;
-                held = data;
-                done(null, previous);
-              },
-              flush(done: TransformCallback) {
-                const sha256 = hash.digest('hex');
-                if (size !== link.sizeBytes || sha256 !== link.sha256) {
-                  done(backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} does not match its record (size ${size}/${link.sizeBytes}, sha256 ${sha256}/${link.sha256})`));
-                } else done(null, held);
-              },
-            });
-            const counter = new Transform({
-              transform(data: Buffer, _enc, done: TransformCallback) {
-                progress.bytesDone += data.length;
-                report(progress);
-                done(null, data);
-              },
-            });
-            try {
-              const dataKey = link.dataKey ? unwrapRewrapped(link.dataKey, masterKeys, link.id).dataKey : undefined;
-              const stages: Transform[] = [meter, createDecryptStream({ masterKeys, dataKey })];
-              if (!serverSide) stages.push(zlib.createZstdDecompress());
-              await pipeline([await getStream(link.objectKey), ...stages, counter, channel]);
-            } catch (err) {
-              channel.destroy();
-              throw err;
-            }
-            const code = await exited;
-            if (code !== 0) throw backupFailure(ErrorType.Transient, `tar -x exited with ${code}${stderr() ? `: ${stderr()}` : ''}`);
-          }
-          const swap = manifest.paths.map((p) => {
-            const parentDir = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '.';
-            return `rm -rf -- ${shq(`./${p}`)} && mkdir -p -- ${shq(`./${parentDir}`)} && mv -- ${shq(`${stage}/${p}`)} ${shq(`./${p}`)}`;
+      // Each attempt stages into its own directory, beside the restored paths (same filesystem, and a
+      // directory the account can write to); a retry never extracts into a tree an earlier attempt is still writing.
+      const attemptId = randomUUID();
+      const stageParent = commonParent(manifest.paths);
+      const stage = `./${stageParent}.berth-restore-${attemptId}`;
+      let client: Client | undefined;
+      let createdParent = '';
+      try {
+        client = await connectIn(scope, req.ssh);
+        // Prints the account's uid, whether it has zstd, and the topmost directory it had to create for the stage (removed again if the restore fails).
+        const prepared = (await mustRun(client, `${REMOVE_TREE}; mkdir -p -- ${shq(restoreRoot)} && cd ${shq(restoreRoot)}`
+          + ` && created= && d=${shq(`./${stageParent}`)} && while [ ! -e "$d" ]; do created=$d; d=$(dirname -- "$d"); done`
+          + ` && mkdir -p -- ${shq(`./${stageParent}`)} && { find ${shq(`./${stageParent}`)} -maxdepth 1 -name '.berth-restore-*' -mmin +${staleMinutes} -print0 | while IFS= read -r -d '' d; do remove_tree "$d"; done; }`
+          + ` && mkdir -m 700 -- ${shq(stage)} && id -u && { command -v zstd >/dev/null && echo zstd || echo none; } && printf '%s\\n' "$created"`, 'preparing the restore directory')).toString().split('\n');
+        const accountUid = Number(prepared[0]);
+        createdParent = prepared[2] ?? '';
+        // Decompress where the backup was compressed by default: on the server if it has zstd (tar -I runs `zstd -d`).
+        const serverSide = compressOn === 'server' && prepared[1]?.trim() === 'zstd';
+        for (const [i, link] of chain.entries()) {
+          scope.check();
+          // The account extracts as itself: ownership is not restored (docs/decisions/), modes and times are.
+          const channel = await execChannel(client, `cd ${shq(restoreRoot)} && tar --extract --file=- --listed-incremental=/dev/null --no-same-owner --same-permissions`
+            + `${serverSide ? ` --use-compress-program=${shq('zstd -q')}` : ''} -C ${shq(stage)}`, { input: true });
+          scope.onAbort(() => channel.destroy());
+          const stderr = collectStderr(channel);
+          const exited = exitOf(channel, 'tar -x', stderr);
+          exited.catch(() => {});
+          channel.resume();
+          const hash = createHash('sha256');
+          let size = 0;
+          // Verify while reading: the last block (holding the final chunk) goes on only if the whole object matched.
+          let held: Buffer | undefined;
+          const meter = new Transform({
+            transform(data: Buffer, _enc, done: TransformCallback) {
+              hash.update(data);
+              size += data.length;
+              progress.bytesStored += data.length;
+              const previous = held;
+              held = data;
+              done(null, previous);
+            },
+            flush(done: TransformCallback) {
+              const sha256 = hash.digest('hex');
+              if (size !== link.sizeBytes || sha256 !== link.sha256) {
+                done(backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} does not match its record (size ${size}/${link.sizeBytes}, sha256 ${sha256}/${link.sha256})`));
+              } else done(null, held);
+            },
           });
-          await mustRun(client, `cd ${shq(restoreRoot)} && ${swap.join(' && ')} && rm -rf -- ${shq(stage)}`, 'moving the restored files into place');
-        } catch (err) {
-          await runRemote(client, `cd ${shq(restoreRoot)} && rm -rf -- ${shq(stage)}`).catch(() => {});
-          throw asTyped(err, 'restore failed');
+          const counter = new Transform({
+            transform(data: Buffer, _enc, done: TransformCallback) {
+              progress.bytesDone += data.length;
+              report(progress);
+              done(null, data);
+            },
+          });
+          try {
+            const dataKey = link.dataKey ? unwrapRewrapped(link.dataKey, masterKeys, link.id).dataKey : undefined;
+            const stages: Transform[] = [meter, createDecryptStream({ masterKeys, dataKey })];
+            if (!serverSide) stages.push(zlib.createZstdDecompress());
+            await pipeline([await getStream(link.objectKey, { signal: req.signal }), ...stages, counter, channel]);
+          } catch (err) {
+            channel.destroy();
+            throw err;
+          }
+          const code = await exited;
+          if (code !== 0) throw backupFailure(ErrorType.Transient, `tar -x exited with ${code}${stderr() ? `: ${stderr()}` : ''}`);
+          // The next link writes into directories this one may have made read-only; its own headers set their modes again.
+          if (i < chain.length - 1) {
+            await mustRun(client, `cd ${shq(restoreRoot)} && find ${shq(stage)} -type d ! -perm -u=wx -exec chmod u+wx {} \\;`, 'opening restored directories for the next link');
+          }
         }
+
+        // Check the staged tree (nothing else writes there) before anything moves into place.
+        progress.phase = 'checking';
+        report(progress, true);
+        scope.check();
+        const stageDir = `${restoreRoot.replace(/\/+$/, '')}/${stage.slice(2)}`;
+        const listed = await listRemoteTree(client, stageDir, manifest.paths, manifest.format === 2 ? 'blake2b-256' : (manifest.contentHash ?? 'sha256'));
+        const expected: CanonicalEntry[] = manifest.format === 2 ? canonicalFromManifest(manifest.entries) : canonicalFromTree(manifest.entries, { links: false });
+        const actual = canonicalFromTree(listed.entries, { links: manifest.format === 2 });
+        const differences = canonicalDifferences(expected, actual);
+        const foreign = listed.entries.filter((e) => e.uid !== accountUid);
+        if (foreign.length > 0) differences.push(`${foreign.length} restored entries are not owned by the restoring account (uid ${accountUid}), e.g. ${JSON.stringify(foreign[0]!.path)}`);
+        if (differences.length > 0) {
+          throw backupFailure(ErrorType.BackupCorrupt, `restored tree differs from the manifest of ${target.id}: ${differences.join('; ')}`);
+        }
+
+        scope.check();
+        const swapped = await mustRun(client, `bash -c ${shq(SWAP_SCRIPT)} berth-swap ${shq(restoreRoot)} ${shq(stage)} ${shq(attemptId)} ${manifest.paths.map((p) => shq(`./${p}`)).join(' ')}`,
+          'moving the restored files into place');
+        const leftovers = swapped.toString('utf8').split('\0').filter(Boolean);
+        if (leftovers.length > 0) log.warn({ backupId: target.id, leftovers }, 'the replaced tree holds entries the account cannot remove; they were left beside it');
         if (config.postRestoreCommand) {
           await mustRun(client, `cd ${shq(restoreRoot)} && ${config.postRestoreCommand}`, 'post-restore step');
         }
-        progress.phase = 'checking';
-        report(progress, true);
-        const tree = await listRemoteTree(client, restoreRoot, manifest.paths, manifest.contentHash ?? 'sha256');
-        if (tree.digest !== manifest.treeDigest) {
-          throw backupFailure(ErrorType.BackupCorrupt, `restored tree differs from the manifest of ${target.id}: ${treeDifferences(manifest.entries, tree.entries).join('; ')}`);
+        log.info({ backupId: target.id, chain: chain.map((l) => l.id), fileCount: listed.fileCount }, 'restore completed and verified');
+        const digest = manifest.format === 2 ? canonicalDigest(actual) : listed.digest;
+        return { backupId: target.id, chain: chain.map((l) => l.id), fileCount: listed.fileCount, totalBytes: listed.totalBytes, treeDigest: digest, leftovers };
+      } catch (err) {
+        const aborted = req.signal?.aborted ?? false;
+        if (client && !aborted) {
+          const created = createdParent ? ` && find ${shq(createdParent)} -depth -type d -empty -delete` : '';
+          await runRemote(client, `${REMOVE_TREE}; cd ${shq(restoreRoot)} && remove_tree ${shq(stage)}${created}`).catch(() => {});
         }
-        log.info({ backupId: target.id, chain: chain.map((l) => l.id), fileCount: tree.fileCount }, 'restore completed and verified');
-        return { backupId: target.id, chain: chain.map((l) => l.id), fileCount: tree.fileCount, totalBytes: tree.totalBytes, treeDigest: tree.digest };
-      });
+        if (aborted) throw req.signal!.reason;
+        throw asTyped(err, 'restore failed');
+      } finally {
+        scope.dispose();
+        client?.end();
+      }
     },
 
     async restoreLatest(req) {
@@ -578,6 +810,15 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
       const now = req.now ?? new Date();
       const over = new Set(req.retentionOverFor ?? []);
       const deleted: string[] = [];
+      const swept: string[] = [];
+      // Attempts unfinished for longer than any attempt lives died (a killed worker): remove what they left.
+      for (const attempt of await store.unfinishedAttempts(new Date(now.getTime() - staleAttemptMs))) {
+        const row = await store.get(attempt.backupId);
+        if (!(row?.status === 'completed' && row.objectKey === attempt.objectKey)) await removeObject(attempt.objectKey);
+        await store.markFailed(attempt.backupId, attempt.attemptId);
+        await store.finishAttempt(attempt.attemptId, 'swept');
+        swept.push(attempt.attemptId);
+      }
       const users = new Set([...await store.usersToPrune(now), ...over]);
       for (const userId of users) {
         const rows = await store.listForUser(userId);
@@ -597,17 +838,14 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         // Newest first, so incrementals go before the backups they build on.
         for (const r of rows) {
           if (keep.has(r.id)) continue;
-          await abortUploads(r.objectKey, r.objectKey);
-          await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: r.objectKey }));
-          await store.setStatus(r.id, 'deleted');
+          await removeObject(r.objectKey);
+          await store.markDeleted(r.id, r);
           deleted.push(r.id);
         }
       }
-      if (deleted.length > 0) log.info({ deleted: deleted.length }, 'pruned backups');
-      return { deleted };
+      if (deleted.length > 0 || swept.length > 0) log.info({ deleted: deleted.length, swept: swept.length }, 'pruned backups');
+      return { deleted, swept };
     },
-
-    abortOrphanedUploads: (userId) => abortUploads(userPrefix(userId)),
   };
   return service;
 }

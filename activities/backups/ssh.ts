@@ -1,6 +1,6 @@
 /**
  * The little SSH the backup pipeline needs: a connection that verifies a pinned host key
- * (DESIGN invariant 7; ssh2 accepts any key unless told not to) and `exec` channels. Bulk data
+ * (invariant 7, docs/invariants.md; ssh2 accepts any key unless told not to) and `exec` channels. Bulk data
  * goes through exec stdin/stdout, never SFTP (4–12× slower in ssh2).
  */
 import { Client, type ClientChannel } from 'ssh2';
@@ -87,10 +87,34 @@ function trackExit(channel: ClientChannel): ExitRecord {
   return record;
 }
 
-/** Starts `command` on the server; the channel's stdout/stdin carry the data. */
-export function execChannel(client: Client, command: string): Promise<ClientChannel> {
+/**
+ * How a command runs unless it reads the channel's input: in a session (and process group) of its own
+ * that lives only as long as the channel. A watcher reads the channel's input, which the worker never closes
+ * while it wants the command; when it closes (the worker aborted the attempt, crashed, or lost the
+ * connection) the whole group gets SIGTERM, then SIGKILL. Without this a non-terminal SSH session's
+ * processes outlive their channel (sshd sends them no hangup) and keep working for an attempt that
+ * is gone. The command's exit status (or death by a signal) is passed on as its own.
+ */
+const GUARD = [
+  'setsid bash -c "$1" berth </dev/null & cmd=$!',
+  // A background job's input would be /dev/null: the watcher takes the channel's explicitly.
+  `setsid bash -c 'cat >/dev/null; kill -TERM -- "-$1"; sleep 10; kill -KILL -- "-$1"' watch "$cmd" <&0 >/dev/null 2>&1 & watch=$!`,
+  'wait "$cmd" 2>/dev/null; rc=$?',
+  'kill -- "-$watch" 2>/dev/null',
+  'if [ "$rc" -gt 128 ]; then kill -s "$(kill -l "$rc")" $$; fi',
+  'exit "$rc"',
+].join('\n');
+
+/**
+ * Starts `command` on the server; the channel's stdout carries its output. With `input: true` the
+ * command reads the channel's stdin (it then ends when its input ends); otherwise it is guarded: the
+ * caller must not end the channel's input while it wants the command, and ending it, destroying the
+ * channel or losing the connection terminates the command and everything it started.
+ */
+export function execChannel(client: Client, command: string, opts: { input?: boolean } = {}): Promise<ClientChannel> {
+  const line = opts.input ? command : `bash -c ${shq(GUARD)} berth-guard ${shq(command)}`;
   return new Promise((resolve, reject) => {
-    client.exec(command, (err, channel) => {
+    client.exec(line, (err, channel) => {
       if (err) return reject(backupFailure(ErrorType.Transient, `SSH exec failed: ${err.message}`, err));
       trackExit(channel);
       resolve(channel);
@@ -129,14 +153,21 @@ export const TAR_PROGRESS_MARK = 'berth-progress:';
 export const TAR_PROGRESS_OPTIONS = `--totals --checkpoint=1024 --checkpoint-action=echo=${TAR_PROGRESS_MARK}%u`;
 const TAR_RECORD_BYTES = 10240;
 
+/** The line the backup script ends with on stderr: each pipeline member's exit status ("berth-exit: tar=1 tee=0 ..."). */
+export const EXIT_REPORT_MARK = 'berth-exit:';
+
 /**
  * Reads tar's stderr: progress lines (uncompressed archive bytes so far) go to `onBytes`, the
- * `--totals` line gives the archive's size, and everything else is kept (bounded) for error messages.
+ * `--totals` line gives the archive's size, an {@link EXIT_REPORT_MARK} line the pipeline's exit
+ * statuses, and everything else is kept (bounded) for error messages and the manifest's warnings.
  */
-export function watchTarStderr(channel: ClientChannel, onBytes: (archiveBytes: number) => void, limit = 8192): { text: () => string; archiveBytes: () => number | undefined } {
+export function watchTarStderr(channel: ClientChannel, onBytes: (archiveBytes: number) => void, limit = 8192): {
+  text: () => string; archiveBytes: () => number | undefined; exits: () => Record<string, number> | undefined;
+} {
   let text = '';
   let partial = '';
   let total: number | undefined;
+  let exits: Record<string, number> | undefined;
   channel.stderr.on('data', (d: Buffer) => {
     const lines = (partial + d.toString('utf8')).split('\n');
     // A line without end (the server's shell printing without newlines) is cut, not kept growing.
@@ -146,10 +177,13 @@ export function watchTarStderr(channel: ClientChannel, onBytes: (archiveBytes: n
       const totals = /Total bytes written: (\d+)/.exec(line);
       if (mark >= 0) onBytes(Number(line.slice(mark + TAR_PROGRESS_MARK.length)) * TAR_RECORD_BYTES);
       else if (totals) total = Number(totals[1]);
-      else if (text.length < limit) text += `${line.slice(0, limit - text.length)}\n`;
+      else if (line.startsWith(EXIT_REPORT_MARK)) {
+        exits = Object.fromEntries(line.slice(EXIT_REPORT_MARK.length).trim().split(/\s+/).map((kv) => kv.split('=') as [string, string])
+          .map(([k, v]) => [k, Number(v)]));
+      } else if (text.length < limit) text += `${line.slice(0, limit - text.length)}\n`;
     }
   });
-  return { text: () => (text + (text.length < limit ? partial.slice(0, limit - text.length) : '')).trim(), archiveBytes: () => total };
+  return { text: () => (text + (text.length < limit ? partial.slice(0, limit - text.length) : '')).trim(), archiveBytes: () => total, exits: () => exits };
 }
 
 /** The longest line of tar's stderr kept while waiting for its end. */
@@ -163,7 +197,7 @@ const maxLineBytes = 64 * 1024;
 export const defaultOutputLimit = 1024 * 1024;
 
 /** Runs a command to completion, returning its exit code and output (stdout as bytes, at most `limit`). */
-export async function runRemote(client: Client, command: string, stdin?: Buffer | string, limit = defaultOutputLimit): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+export async function runRemote(client: Client, command: string, limit = defaultOutputLimit): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   const channel = await execChannel(client, command);
   const stderr = collectStderr(channel);
   const chunks: Buffer[] = [];
@@ -178,9 +212,7 @@ export async function runRemote(client: Client, command: string, stdin?: Buffer 
     channel.close();
   });
   const what = command.split(' ')[0] ?? 'command';
-  const exited = exitOf(channel, what, stderr);
-  channel.end(stdin);
-  const code = await exited.catch((err: unknown) => {
+  const code = await exitOf(channel, what, stderr).catch((err: unknown) => {
     if (overflow) return -1;
     throw err;
   });
@@ -190,7 +222,7 @@ export async function runRemote(client: Client, command: string, stdin?: Buffer 
 
 /** Runs a command that must succeed; its failure is Transient unless `type` says otherwise. Output past `limit` fails it. */
 export async function mustRun(client: Client, command: string, what: string, type: ErrorType = ErrorType.Transient, limit = defaultOutputLimit): Promise<Buffer> {
-  const result = await runRemote(client, command, undefined, limit);
+  const result = await runRemote(client, command, limit);
   if (result.code !== 0) throw backupFailure(type, `${what} failed (exit ${result.code})${result.stderr ? `: ${result.stderr}` : ''}`);
   return result.stdout;
 }

@@ -22,6 +22,8 @@ export interface TreeEntry {
   nlink: number;
   /** Symlink target, '' otherwise. */
   target: string;
+  /** "device:inode" (find's %D:%i), to tell which paths are hard links of each other; not part of the digest. */
+  inode?: string;
   /** SHA-256 of a regular file's contents (manifests that chose 'sha256'). */
   sha256?: string;
   /** BLAKE2b-256 of a regular file's contents (manifests that chose 'blake2b-256'). */
@@ -66,13 +68,13 @@ export function checkRelativePath(p: string): string {
   return clean;
 }
 
-const FIELDS = 9;
-
 /**
  * Most bytes a listing (or all hash outputs together) may take: about a million files. Beyond it a
  * backup fails rather than let one customer's server fill the shared worker's memory.
  */
 export const maxListingBytes = 128 * 1024 * 1024;
+
+const FIELDS = 10;
 
 /** Most hashing commands run at once on the server, whatever its core count. */
 const MAX_HASHERS = 8;
@@ -90,7 +92,7 @@ export async function listRemoteTree(client: Client, root: string, paths: readon
   const cores = Number((await mustRun(client, 'nproc 2>/dev/null || echo 1', 'counting server cores')).toString().trim()) || 1;
   const hashers = Math.max(1, Math.min(MAX_HASHERS, cores));
   const [listing, ...hashOutputs] = await Promise.all([
-    mustRun(client, `${cd} && find ${starts} -printf '%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%n\\0%l\\0%p\\0'`, 'listing the tree', ErrorType.Transient, maxListingBytes),
+    mustRun(client, `${cd} && find ${starts} -printf '%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%n\\0%l\\0%D:%i\\0%p\\0'`, 'listing the tree', ErrorType.Transient, maxListingBytes),
     ...Array.from({ length: hashers }, (_, i) => mustRun(client,
       `${cd} && find ${starts} -type f -print0${hashers > 1 ? ` | sed -z -n '${i + 1}~${hashers}p'` : ''} | xargs -0 -r ${hasher.command} -z --`, 'hashing the tree',
       ErrorType.Transient, Math.ceil(maxListingBytes / hashers))),
@@ -105,8 +107,8 @@ export async function listRemoteTree(client: Client, root: string, paths: readon
   if (fields.length % FIELDS !== 0) throw backupFailure(ErrorType.Transient, 'tree listing was cut short');
   const entries: TreeEntry[] = [];
   for (let i = 0; i < fields.length; i += FIELDS) {
-    const [type, mode, uid, gid, size, mtime, nlink, target, path] = fields.slice(i, i + FIELDS) as string[] as [string, string, string, string, string, string, string, string, string];
-    const entry: TreeEntry = { path, type, mode, uid: Number(uid), gid: Number(gid), size: type === 'd' ? null : Number(size), mtime, nlink: Number(nlink), target };
+    const [type, mode, uid, gid, size, mtime, nlink, target, inode, path] = fields.slice(i, i + FIELDS) as string[] as [string, string, string, string, string, string, string, string, string, string];
+    const entry: TreeEntry = { path, type, mode, uid: Number(uid), gid: Number(gid), size: type === 'd' ? null : Number(size), mtime, nlink: Number(nlink), target, inode };
     if (type === 'f') entry[hasher.field] = sums.get(path);
     entries.push(entry);
   }
@@ -132,23 +134,4 @@ export function summarize(unsorted: TreeEntry[]): TreeSummary {
     else if (e.type === 'l') symlinkCount++;
   }
   return { entries, fileCount, dirCount, symlinkCount, totalBytes, digest: hash.digest('hex') };
-}
-
-/** The first few differences between an expected and an actual tree, for an error message. */
-export function treeDifferences(expected: readonly TreeEntry[], actual: readonly TreeEntry[], limit = 5): string[] {
-  const key = (e: TreeEntry) => JSON.stringify(e);
-  const byPath = new Map(actual.map((e) => [e.path, e]));
-  const out: string[] = [];
-  for (const e of expected) {
-    const a = byPath.get(e.path);
-    if (!a) out.push(`missing ${JSON.stringify(e.path)}`);
-    else if (key(a) !== key(e)) out.push(`differs ${JSON.stringify(e.path)}: expected ${key(e)}, found ${key(a)}`);
-    byPath.delete(e.path);
-    if (out.length >= limit) return out;
-  }
-  for (const path of byPath.keys()) {
-    out.push(`unexpected ${JSON.stringify(path)}`);
-    if (out.length >= limit) break;
-  }
-  return out;
 }

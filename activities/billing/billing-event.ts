@@ -1,4 +1,5 @@
 import type { Plan } from '../../db/database.ts';
+import type { SubscriptionStatus } from './stripe-shapes.ts';
 import type { BillingEvent as LifecycleBillingEvent } from '../../workflows/messages.ts';
 
 /**
@@ -6,8 +7,12 @@ import type { BillingEvent as LifecycleBillingEvent } from '../../workflows/mess
  * event), deduplicates them by `eventId` and ignores stale ones by `created`.
  */
 export const billingEventTypes = [
-  /** Checkout finished: the customer has a Stripe customer and subscription. */
+  /** Checkout finished: the customer has a Stripe customer and subscription; `paid` says whether money came. */
   'checkout.completed',
+  /** A delayed payment method (SEPA Direct Debit, ...) of a completed checkout paid after all. */
+  'checkout.payment_succeeded',
+  /** A delayed payment method of a completed checkout failed: the first payment never came. */
+  'checkout.payment_failed',
   /** The subscription was created or changed (plan, period, cancel at period end, status). */
   'subscription.updated',
   /** The subscription ended: access ends at `accessEndsAt`. */
@@ -35,7 +40,12 @@ export interface BillingEvent {
   /** True when the subscription will not renew (canceled at period end or at a set time); null: unknown. */
   cancelAtPeriodEnd: boolean | null;
   /** Stripe's subscription status when the event carries a subscription ('active', 'past_due', ...). */
-  subscriptionStatus: string | null;
+  subscriptionStatus: SubscriptionStatus | null;
+  /**
+   * Checkout events: whether money came with them (Checkout's `paid` or `no_payment_required`; false
+   * while a delayed payment method has not paid, or when it failed). Null for other events.
+   */
+  paid: boolean | null;
   stripeCustomerId: string | null;
   stripeSubscriptionId: string | null;
   stripeInvoiceId: string | null;
@@ -48,6 +58,9 @@ export function customerWorkflowId(userId: string): string {
 
 const lifecycleTypes = {
   'checkout.completed': 'checkout_completed',
+  // The delayed payment arrived: for the lifecycle, the checkout is now paid.
+  'checkout.payment_succeeded': 'checkout_completed',
+  'checkout.payment_failed': 'payment_failed',
   'subscription.updated': 'subscription_updated',
   'subscription.deleted': 'subscription_deleted',
   'payment.succeeded': 'invoice_paid',
@@ -68,5 +81,7 @@ export function toLifecycleEvent(event: BillingEvent): LifecycleBillingEvent {
     ...(event.accessEndsAt !== null ? { accessEndsAt: event.accessEndsAt } : {}),
     ...(event.plan !== null ? { plan: event.plan } : {}),
     ...(event.cancelAtPeriodEnd !== null ? { cancelAtPeriodEnd: event.cancelAtPeriodEnd } : {}),
+    ...(event.subscriptionStatus !== null ? { subscriptionStatus: event.subscriptionStatus } : {}),
+    ...(event.paid !== null && lifecycleTypes[event.type] === 'checkout_completed' ? { paid: event.paid } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import type { Db } from '../../db/database.ts';
 import { invoiceSnapshot } from './normalize.ts';
+import { describeShapeError, invoiceShape } from './stripe-shapes.ts';
 import { findStripeCustomerId, upsertInvoiceInOrder } from './store.ts';
 
 /**
@@ -13,7 +14,10 @@ export async function syncInvoices(deps: { stripe: Stripe; db: Db }, userId: str
   let written = 0;
   for await (const invoice of deps.stripe.invoices.list({ customer, limit: 100 })) {
     if (invoice.status === null) continue;
-    await upsertInvoiceInOrder(deps.db, userId, invoiceSnapshot(invoice));
+    // Requests are pinned to the package's API version, so this parses unless Stripe broke it.
+    const parsed = invoiceShape.safeParse(invoice);
+    if (!parsed.success) throw new Error(`Stripe invoice ${invoice.id} has an unexpected shape: ${describeShapeError(parsed.error)}`);
+    await upsertInvoiceInOrder(deps.db, userId, invoiceSnapshot(parsed.data));
     written += 1;
     if (written >= (opts.max ?? 240)) break;
   }

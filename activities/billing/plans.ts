@@ -1,30 +1,18 @@
 import { z } from 'zod';
-import type { Plan } from '../../db/database.ts';
+import { isPlan, plans as productPlans, type Plan, type PlanId } from '../../lib/product.ts';
 
-/** What a plan costs, as the billing page shows it. Money in integer minor units, never a float. */
-export interface DisplayPrice {
-  amountMinor: number;
-  /** ISO 4217, lower case as Stripe writes it. */
-  currency: string;
-  interval: 'month' | 'year';
-}
+export type { DisplayPrice } from '../../lib/product.ts';
+export { isPlan };
 
-/** One plan Berth sells: its Stripe price, the server it runs on and how long backups are kept. */
-export interface PlanConfig {
-  id: Plan;
-  name: string;
+/** One plan Berth sells (lib/product.ts) with the Stripe price a checkout charges for it. */
+export interface PlanConfig extends Plan {
   stripePriceId: string;
-  /** Hetzner server types in order of preference; availability changes, so the worker falls back. */
-  serverTypes: readonly string[];
-  /** Days backups are kept after the subscription expired. */
-  backupRetentionDays: number;
-  displayPrice: DisplayPrice;
 }
 
-export type Plans = Readonly<Record<Plan, PlanConfig>>;
+export type Plans = Readonly<Record<PlanId, PlanConfig>>;
 
 /** Local price ids: stripe-mock and the local checkout accept any id, production sets real ones. */
-export const localPriceIds: Readonly<Record<Plan, string>> = {
+export const localPriceIds: Readonly<Record<PlanId, string>> = {
   starter: 'price_berth_starter_local',
   pro: 'price_berth_pro_local',
   enterprise: 'price_berth_enterprise_local',
@@ -40,44 +28,19 @@ export const planPriceEnvSchema = z.object({
 });
 
 /**
- * The plans with their Stripe price ids. `prices` comes from planPriceEnvSchema (part of a
- * process's config schema); the rest is product policy, kept in code so it is reviewed.
+ * The plans (lib/product.ts) with their Stripe price ids. `prices` comes from planPriceEnvSchema
+ * (part of a process's config schema).
  */
 export function createPlans(prices: z.output<typeof planPriceEnvSchema> = planPriceEnvSchema.parse({})): Plans {
   return {
-    starter: {
-      id: 'starter',
-      name: 'Starter',
-      stripePriceId: prices.STRIPE_PRICE_STARTER,
-      serverTypes: ['cx23', 'cpx12', 'cax11'],
-      backupRetentionDays: 7,
-      displayPrice: { amountMinor: 900, currency: 'eur', interval: 'month' },
-    },
-    pro: {
-      id: 'pro',
-      name: 'Pro',
-      stripePriceId: prices.STRIPE_PRICE_PRO,
-      serverTypes: ['cx33', 'cpx22', 'cax21'],
-      backupRetentionDays: 30,
-      displayPrice: { amountMinor: 1900, currency: 'eur', interval: 'month' },
-    },
-    enterprise: {
-      id: 'enterprise',
-      name: 'Enterprise',
-      stripePriceId: prices.STRIPE_PRICE_ENTERPRISE,
-      serverTypes: ['cx43', 'cpx32', 'ccx13'],
-      backupRetentionDays: 90,
-      displayPrice: { amountMinor: 4900, currency: 'eur', interval: 'month' },
-    },
+    starter: { ...productPlans.starter, stripePriceId: prices.STRIPE_PRICE_STARTER },
+    pro: { ...productPlans.pro, stripePriceId: prices.STRIPE_PRICE_PRO },
+    enterprise: { ...productPlans.enterprise, stripePriceId: prices.STRIPE_PRICE_ENTERPRISE },
   };
 }
 
 /** The plan a Stripe price id belongs to, or null for a price Berth does not sell. */
-export function planForPriceId(plans: Plans, stripePriceId: string): Plan | null {
+export function planForPriceId(plans: Plans, stripePriceId: string): PlanId | null {
   for (const plan of Object.values(plans)) if (plan.stripePriceId === stripePriceId) return plan.id;
   return null;
-}
-
-export function isPlan(value: unknown): value is Plan {
-  return value === 'starter' || value === 'pro' || value === 'enterprise';
 }

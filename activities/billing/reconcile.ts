@@ -53,7 +53,7 @@ export async function ensureReconciliationSchedule(
       spec: { intervals: [{ every: `${opts.everyMinutes ?? 15} minutes` }] },
       action: { type: 'startWorkflow', workflowType: opts.workflowType, taskQueue: opts.taskQueue, args: [], workflowId: `${opts.scheduleId ?? reconciliationScheduleId}-run` },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-      memo: { purpose: 'Replays Stripe events our webhook endpoint missed (issue 6)' },
+      memo: { purpose: 'Replays Stripe events our webhook endpoint missed' },
     });
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;

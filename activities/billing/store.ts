@@ -13,11 +13,39 @@ export async function lockStripeEvent(trx: Db, eventId: string): Promise<{ proce
   return trx.selectFrom('stripeEvents').select('processedAt').where('eventId', '=', eventId).forUpdate().executeTakeFirst();
 }
 
-/** Processed state of these event ids: the ones missing or unprocessed still need their effect. */
+/**
+ * Settled state of these event ids: true once processed, or once recorded as needing attention (an
+ * operator must act; replaying the same payload cannot help). Missing or false: still owed.
+ */
 export async function stripeEventsProcessed(db: Db, eventIds: readonly string[]): Promise<Map<string, boolean>> {
   if (eventIds.length === 0) return new Map();
-  const rows = await db.selectFrom('stripeEvents').select(['eventId', 'processedAt']).where('eventId', 'in', eventIds).execute();
-  return new Map(rows.map((r) => [r.eventId, r.processedAt !== null]));
+  const rows = await db.selectFrom('stripeEvents').select(['eventId', 'processedAt', 'attention']).where('eventId', 'in', eventIds).execute();
+  return new Map(rows.map((r) => [r.eventId, r.processedAt !== null || r.attention !== null]));
+}
+
+/** A Stripe event Berth did not read, as recorded for an operator. */
+export interface AttentionRow {
+  eventId: string;
+  type: string;
+  created: Date;
+  apiVersion: string | null;
+  /** Why it was not read (the API version, or which field had an unexpected shape). */
+  attention: string;
+}
+
+/**
+ * Records an event Berth refused to read, once (a redelivery keeps the first reason). An event id
+ * already recorded as received is left as it is: its effect exists.
+ */
+export async function recordStripeEventNeedingAttention(db: Db, row: AttentionRow): Promise<void> {
+  await db.insertInto('stripeEvents').values(row).onConflict((oc) => oc.column('eventId').doNothing()).execute();
+}
+
+/** Events recorded as needing attention, newest first (what the runbook's operator looks at). */
+export async function listStripeEventsNeedingAttention(db: Db, limit = 100): Promise<{ eventId: string; type: string; apiVersion: string | null; attention: string; receivedAt: Date }[]> {
+  const rows = await db.selectFrom('stripeEvents').select(['eventId', 'type', 'apiVersion', 'attention', 'receivedAt'])
+    .where('attention', 'is not', null).orderBy('receivedAt', 'desc').limit(limit).execute();
+  return rows.map((r) => ({ ...r, attention: r.attention ?? '' }));
 }
 
 /** The user a Stripe customer or subscription belongs to, from the customers projection. */

@@ -7,25 +7,27 @@
  * Crash safety: every step can be repeated. Servers are found by the label `berth-customer=<id>`
  * before anything is created; the pinned host key's fingerprint travels as a server label, so a retry
  * that finds a server whose database row was never written still knows which key to pin;
- * hibernation snapshots are found by label too. Long waits heartbeat when running in an activity.
+ * hibernation snapshots are found by label too. Every activity heartbeats on the worker's timer
+ * (activities/heartbeat.ts) and names its step in the details.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'ssh2';
 import type { Db, ServerStatus } from '../../db/database.ts';
 import { appendAudit, listAuditForSubject } from '../../db/repositories/audit-log.ts';
 import { findBackup } from '../../db/repositories/backups.ts';
 import { findLiveServer, findServerByProviderId, markServerDeleted, recordServer, setServerStatus } from '../../db/repositories/servers.ts';
-import { ErrorType } from '../../lib/errors.ts';
+import { ErrorType, errorMessage } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { decryptSecret, type MasterKeys } from '../../lib/secrets.ts';
 import type {
   AssistantSettings, CloudActivities, DeleteServerInput, EnsureServerInput, ServerSummary,
 } from '../contracts.ts';
+import type { CloudFleet, CloudProject } from './fleet.ts';
 import type { HetznerClient } from './hetzner/client.ts';
 import { HetznerError, toApplicationFailure } from './hetzner/errors.ts';
-import type { Image, Server } from './hetzner/types.ts';
+import type { Image, Server, ServerType } from './hetzner/types.ts';
+import { activityContext, heartbeat } from '../heartbeat.ts';
 import { ensureCustomerKey, ensureGatewayToken, fingerprintFromLabel, fingerprintLabel, generateHostKey, type SshKeyPair } from './keys.ts';
 import { connectPinned, sshExec } from './ssh.ts';
 import { renderGatewayConfig, renderUserData, serverLayout, type UserDataVariant } from './user-data.ts';
@@ -45,7 +47,10 @@ export function serverName(customerId: string): string {
 }
 
 export interface CloudDeps {
+  /** The one project's client; with a `fleet`, the client of each customer's project is used instead. */
   hetzner: HetznerClient;
+  /** Several cloud projects: each customer's server lives in the project assigned to them (fleet.ts). */
+  fleet?: CloudFleet;
   db: Db;
   masterKeys: MasterKeys;
   log: Logger;
@@ -70,8 +75,6 @@ export interface CloudDeps {
   };
   /** Graceful shutdown gets this long before a hard power-off (default 60 s). */
   shutdownTimeoutMs?: number;
-  /** Heartbeat interval while an activity runs (default 1 s; the SDK throttles). */
-  heartbeatMs?: number;
 }
 
 /** What a caller needs to reach a server's assistant through an SSH tunnel. */
@@ -87,20 +90,51 @@ export interface AssistantConnection {
 
 /** Builds the cloud activities from their dependencies. */
 export function createCloudActivities(deps: CloudDeps): CloudActivities {
-  const p = createProvisioning(deps);
+  const { base: p, forCustomer, ensureServer } = routedProvisioning(deps);
   return {
-    ensureServer: (input) => p.activity('ensureServer', () => p.ensureServer(input)),
-    setupAssistant: (input) => p.activity('setupAssistant', () => p.setupAssistant(input)),
+    ensureServer: (input) => p.activity('ensureServer', () => ensureServer(input)),
+    setupAssistant: (input) => p.activity('setupAssistant', async () => (await forCustomer(input.customerId)).setupAssistant(input)),
     applySettings: (input) => p.activity('applySettings', async () => {
-      await p.setupAssistant(input);
+      await (await forCustomer(input.customerId)).setupAssistant(input);
     }),
-    powerOn: (input) => p.activity('powerOn', () => p.powerOn(input)),
-    powerOff: (input) => p.activity('powerOff', () => p.powerOff(input)),
-    hibernate: (input) => p.activity('hibernate', () => p.hibernate(input)),
-    wakeFromSnapshot: (input) => p.activity('wakeFromSnapshot', () => p.wakeFromSnapshot(input)),
-    changeServerType: (input) => p.activity('changeServerType', () => p.changeServerType(input)),
-    deleteServer: (input) => p.activity('deleteServer', () => p.deleteServer(input)),
+    powerOn: (input) => p.activity('powerOn', async () => (await forCustomer(input.customerId)).powerOn(input)),
+    powerOff: (input) => p.activity('powerOff', async () => (await forCustomer(input.customerId)).powerOff(input)),
+    hibernate: (input) => p.activity('hibernate', async () => (await forCustomer(input.customerId)).hibernate(input)),
+    wakeFromSnapshot: (input) => p.activity('wakeFromSnapshot', async () => (await forCustomer(input.customerId)).wakeFromSnapshot(input)),
+    changeServerType: (input) => p.activity('changeServerType', async () => (await forCustomer(input.customerId)).changeServerType(input)),
+    deleteServer: (input) => p.activity('deleteServer', async () => (await forCustomer(input.customerId)).deleteServer(input)),
   };
+}
+
+/**
+ * Provisioning bound to the customer's cloud project: the one client without a fleet, else the
+ * client of the project the fleet assigned. ensureServer moves a customer whose project refused the
+ * server for lack of room (`resource_limit_exceeded`) to the next project with room.
+ */
+function routedProvisioning(deps: CloudDeps) {
+  type Provisioning = ReturnType<typeof createProvisioning>;
+  const base = createProvisioning(deps);
+  const byProject = new Map<string, Provisioning>();
+  const of = (project: CloudProject): Provisioning => {
+    let p = byProject.get(project.name);
+    if (!p) byProject.set(project.name, (p = createProvisioning({ ...deps, hetzner: project.client })));
+    return p;
+  };
+  const forCustomer = async (customerId: string): Promise<Provisioning> => (deps.fleet ? of(await deps.fleet.projectFor(customerId)) : base);
+  async function ensureServer(input: EnsureServerInput): Promise<ServerSummary> {
+    const fleet = deps.fleet;
+    if (!fleet) return base.ensureServer(input);
+    let project = await fleet.projectFor(input.customerId);
+    for (;;) {
+      try {
+        return await of(project).ensureServer(input);
+      } catch (err) {
+        if (!(err instanceof HetznerError && err.code === 'resource_limit_exceeded')) throw err;
+        project = await fleet.moveOn(input.customerId, project.name);
+      }
+    }
+  }
+  return { base, forCustomer, ensureServer };
 }
 
 /** How to reach a customer's server over SSH: address, login, the customer's key and the pinned host key. */
@@ -117,10 +151,10 @@ export function createServerAccess(deps: CloudDeps): {
   connectAssistant(customerId: string, serverId: string): Promise<AssistantConnection>;
   sshTarget(customerId: string, serverId: string): Promise<ServerSshTarget>;
 } {
-  const p = createProvisioning(deps);
+  const { base: p, forCustomer } = routedProvisioning(deps);
   return {
-    connectAssistant: (customerId, serverId) => p.run(() => p.connectAssistant(customerId, serverId)),
-    sshTarget: (customerId, serverId) => p.run(() => p.sshTarget(customerId, serverId)),
+    connectAssistant: (customerId, serverId) => p.run(async () => (await forCustomer(customerId)).connectAssistant(customerId, serverId)),
+    sshTarget: (customerId, serverId) => p.run(async () => (await forCustomer(customerId)).sshTarget(customerId, serverId)),
   };
 }
 
@@ -138,25 +172,19 @@ function createProvisioning(deps: CloudDeps) {
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
       if (err instanceof HetznerError) throw toApplicationFailure(err);
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       throw ApplicationFailure.create({ message, type: ErrorType.Transient, cause: err instanceof Error ? err : undefined });
     }
   }
 
-  /** As `run`, and heartbeats while `fn` runs inside an activity (a killed worker stops heartbeating). */
+  /** As `run`, naming the step in the heartbeat details (the worker's interceptor heartbeats on a timer: activities/heartbeat.ts). */
   async function activity<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const ctx = activityContext();
-    const timer = ctx ? setInterval(() => ctx.heartbeat({ step: name }), deps.heartbeatMs ?? 1000) : undefined;
-    try {
-      ctx?.heartbeat({ step: name });
-      return await run(fn);
-    } finally {
-      if (timer) clearInterval(timer);
-    }
+    heartbeat({ step: name });
+    return run(fn);
   }
 
   function progress(step: string): void {
-    activityContext()?.heartbeat({ step });
+    heartbeat({ step });
     log.debug({ step }, 'provisioning');
   }
 
@@ -175,7 +203,7 @@ function createProvisioning(deps: CloudDeps) {
     return servers[0];
   }
 
-  /** The server, checked to belong to the customer (invariant 5); undefined if it is gone. */
+  /** The server, checked to belong to the customer (invariant 5, docs/invariants.md); undefined if it is gone. */
   async function ownedServer(customerId: string, serverId: string): Promise<Server | undefined> {
     const id = Number(serverId);
     if (!Number.isSafeInteger(id) || id <= 0) throw ApplicationFailure.nonRetryable(`bad server id ${JSON.stringify(serverId)}`, ErrorType.InvalidInput);
@@ -233,15 +261,36 @@ function createProvisioning(deps: CloudDeps) {
     };
   }
 
-  /** Throws CapacityUnavailable unless the type is sold, not deprecated, in the location now. */
-  async function checkAvailable(serverType: string, location: string): Promise<void> {
+  /**
+   * The type, if Berth may pick it in the location now; otherwise throws CapacityUnavailable, so the
+   * caller moves on to the plan's next candidate. Not available: absent from `GET /server_types`
+   * (Hetzner removed it), not sold there, `available: false`, or deprecated at all (type-wide or in
+   * that location; Hetzner's docs: a deprecated type stops being orderable at `unavailable_after`,
+   * and Berth does not start new servers on a type that is on its way out).
+   */
+  async function checkAvailable(serverType: string, location: string): Promise<ServerType> {
     const [type] = await hetzner.serverTypes.list({ name: serverType });
-    if (!type) throw ApplicationFailure.nonRetryable(`server type ${serverType} does not exist`, ErrorType.InvalidInput);
-    const here = type.locations.find((l) => l.name === location) as (typeof type.locations)[number] & { available?: boolean } | undefined;
-    const gone = here?.deprecation && Date.parse(here.deprecation.unavailable_after) <= Date.now();
-    if (!here || here.available === false || gone) {
-      throw ApplicationFailure.create({ message: `server type ${serverType} is not available in ${location}`, type: ErrorType.CapacityUnavailable });
-    }
+    const here = type?.locations.find((l) => l.name === location);
+    const reason = !type ? 'no longer exists'
+      : !here ? `is not sold in ${location}`
+        : here.available === false ? `is not available in ${location}`
+          : here.deprecation || type.deprecation || type.deprecated ? `is deprecated${here.deprecation ? ` in ${location}` : ''}`
+            : null;
+    if (reason !== null) throw ApplicationFailure.create({ message: `server type ${serverType} ${reason}`, type: ErrorType.CapacityUnavailable });
+    return type!;
+  }
+
+  /**
+   * Throws ServerTypeUnfit when a server or snapshot of `diskGb` on `architecture` cannot take the
+   * type: Hetzner never shrinks a disk (change_type: only types with an equal or bigger disk and the
+   * same storage type; a snapshot: only types whose disk holds it) and does not cross architectures.
+   */
+  function checkFits(type: ServerType, what: string, diskGb: number, architecture: string, storageType?: string): void {
+    const problem = type.disk < diskGb ? `its ${diskGb} GB disk is bigger than the ${type.disk} GB of ${type.name}`
+      : type.architecture !== architecture ? `it is ${architecture} and ${type.name} is ${type.architecture}`
+        : storageType !== undefined && type.storage_type !== storageType ? `its disk is ${storageType} storage and ${type.name} has ${type.storage_type}`
+          : null;
+    if (problem !== null) throw ApplicationFailure.nonRetryable(`${what} cannot take server type ${type.name}: ${problem}`, ErrorType.ServerTypeUnfit);
   }
 
   /** The fingerprint to pin: the database's record, else the label the server was created with. */
@@ -393,7 +442,11 @@ function createProvisioning(deps: CloudDeps) {
   async function createServer(input: EnsureServerInput, key: SshKeyPair): Promise<Server> {
     const { customerId } = input;
     progress(`check ${input.serverType} in ${input.location}`);
-    await checkAvailable(input.serverType, input.location);
+    const type = await checkAvailable(input.serverType, input.location);
+    if (input.fromSnapshotId !== undefined) {
+      const snapshot = await hetzner.images.get(Number(input.fromSnapshotId));
+      checkFits(type, `snapshot ${snapshot.id}`, snapshot.disk_size, snapshot.architecture);
+    }
     const hostKey = generateHostKey(`berth-host-${customerId}`);
     const labels = { ...input.labels, [cloudLabels.customer]: customerId, [cloudLabels.hostKey]: fingerprintLabel(hostKey.fingerprint) };
     progress(`create ${input.serverType} in ${input.location}`);
@@ -567,12 +620,15 @@ function createProvisioning(deps: CloudDeps) {
     const { customerId } = input;
     let server = await requireServer(customerId, input.serverId);
     if (server.server_type.name !== input.serverType) {
-      await checkAvailable(input.serverType, server.location.name);
+      // Both checks come before the server is stopped: a change that cannot be made never bounces it.
+      const type = await checkAvailable(input.serverType, server.location.name);
+      checkFits(type, `server ${server.id}`, server.primary_disk_size, server.server_type.architecture, server.server_type.storage_type);
       const wasRunning = server.status !== 'off';
       await stop(server);
       try {
         progress(`change type to ${input.serverType}`);
-        await hetzner.actions.waitFor(await unlocked('change type', () => hetzner.servers.changeType(server.id, input.serverType, false)));
+        // The customer gets the disk the plan sells; a later move to a smaller disk rebuilds (docs/decisions: plan changes).
+        await hetzner.actions.waitFor(await unlocked('change type', () => hetzner.servers.changeType(server.id, input.serverType, true)));
       } catch (err) {
         // Leave the customer's server as it was (running) when the new type cannot be had.
         if (wasRunning) await powerOn({ customerId, serverId: input.serverId });
@@ -585,7 +641,7 @@ function createProvisioning(deps: CloudDeps) {
     return summary(server);
   }
 
-  /** Invariant 1: a server is deleted only with a completed, verified backup of it (of this customer). */
+  /** Invariant 1 (docs/invariants.md): a server is deleted only with a completed, verified backup of it (of this customer). */
   async function requireVerifiedBackup(customerId: string, serverId: string, backupId: string, what: string): Promise<void> {
     const row = await findServerByProviderId(db, Number(serverId));
     const backup = await findBackup(db, backupId).catch(() => undefined);
@@ -651,11 +707,3 @@ function createProvisioning(deps: CloudDeps) {
   };
 }
 
-/** The current activity's context, or undefined when called outside an activity (plain tests). */
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}

@@ -1,5 +1,5 @@
 /**
- * SSH to customer servers with the host key pinned (DESIGN invariant 7: ssh2 accepts any key unless
+ * SSH to customer servers with the host key pinned (invariant 7, docs/invariants.md: ssh2 accepts any key unless
  * told not to). Only ed25519 host keys are negotiated, so a server cannot dodge the pin by offering
  * another key type; any other key fails with HostKeyMismatch before authentication.
  */

@@ -1,5 +1,5 @@
 /**
- * Master key rotation (DESIGN invariant 6). The keyring is MASTER_KEY/MASTER_KEY_ID (the current key,
+ * Master key rotation (invariant 6, docs/invariants.md). The keyring is MASTER_KEY/MASTER_KEY_ID (the current key,
  * which every new write uses) plus MASTER_KEYS_PREVIOUS (older keys that still decrypt). After a new
  * key is made current, `reencrypt` moves everything sealed under an older one to it: encrypted
  * secrets (decrypted and sealed again), queued mails, and backups (their data key re-wrapped into the

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Db } from '../../db/database.ts';
-import { ErrorType } from '../../lib/errors.ts';
+import { ErrorType, errorMessage } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { createEmailLogStore, MailInFlightError, type EmailLogStore } from './email-log.ts';
 import type { MailData, MailKind } from './registry.ts';
@@ -147,7 +147,7 @@ export function createMailActivities(deps: MailDeps) {
             log.info(context, 'provider reports this mail as sent by an earlier attempt');
             return result('already-sent', null);
           }
-          const reason = err instanceof Error ? err.message : String(err);
+          const reason = errorMessage(err);
           if (err instanceof MailTransportError && err.outcome === 'not-sent') {
             await emailLog.markFailed(idempotencyKey, reason);
           } else {

@@ -6,11 +6,14 @@ import type { Plans } from '../../activities/billing/plans.ts';
 import { findStripeCustomerId } from '../../activities/billing/store.ts';
 import type { Db, Plan } from '../../db/database.ts';
 import type { Logger } from '../../lib/log.ts';
-import { buildCheckoutSession, buildEvent, buildInvoice, buildSubscription, stripeId, type LocalSubscription } from './stripe-objects.ts';
+import { buildCheckoutSession, buildEvent, buildInvoice, buildSubscription, stripeId, type LocalPaymentMethod, type LocalSubscription } from './stripe-objects.ts';
+import { errorMessage } from '../../lib/errors.ts';
 
 /**
- * Local billing, for running Berth with no Stripe keys: a checkout page where the customer "pays",
- * a portal page, and dev triggers (renew, fail, cancel, resume, expire). Every change is sent as
+ * Local billing, for running Berth with no Stripe keys: a checkout page where the customer "pays"
+ * by card (paid at once) or by SEPA Direct Debit (Checkout completes unpaid; the debit succeeds or
+ * fails later, as a dev trigger), a portal page, and dev triggers (renew, fail, cancel, resume,
+ * expire, debit_paid, debit_failed). Every change is sent as
  * the events Stripe would send, built with the stripe package's types, signed with the local
  * webhook secret and POSTed to the real /webhooks/stripe endpoint: the same path as production.
  * State lives in memory: restarting the api forgets local subscriptions (check out again).
@@ -33,8 +36,10 @@ export interface LocalBillingDeps {
   signedInUserId?: (cookieHeader: string | null) => Promise<string | null>;
 }
 
-export const localBillingActions = ['renew', 'fail', 'cancel', 'resume', 'expire'] as const;
+export const localBillingActions = ['renew', 'fail', 'cancel', 'resume', 'expire', 'debit_paid', 'debit_failed'] as const;
 export type LocalBillingAction = (typeof localBillingActions)[number];
+/** What a SEPA Direct Debit checkout awaits: the outcome of its first debit. */
+const debitActions: readonly LocalBillingAction[] = ['debit_paid', 'debit_failed'];
 
 export interface DeliveredEvent {
   id: string;
@@ -47,8 +52,11 @@ export interface LocalBilling {
   sessions: BillingSessions;
   /** Runs a dev action for a user and delivers its events; throws if the user has no local subscription. */
   trigger(userId: string, action: LocalBillingAction): Promise<DeliveredEvent[]>;
-  /** Completes a checkout as if the customer paid (what the checkout page's button does). */
-  pay(checkoutSessionId: string): Promise<DeliveredEvent[]>;
+  /**
+   * Completes a checkout as the checkout page's buttons do: by card (paid) or by SEPA Direct Debit
+   * (completed unpaid; `trigger(user, 'debit_paid' | 'debit_failed')` settles it later).
+   */
+  pay(checkoutSessionId: string, method?: LocalPaymentMethod): Promise<DeliveredEvent[]>;
   subscription(userId: string): Readonly<LocalSubscription> | undefined;
 }
 
@@ -72,6 +80,8 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
   const subscriptions = new Map<string, LocalSubscription>();
   const customers = new Map<string, string>();
   const openInvoices = new Map<string, { id: string; periodStart: number; periodEnd: number; attempts: number }>();
+  // A SEPA checkout's first invoice, open until the debit succeeds or fails.
+  const pendingDebits = new Map<string, { sessionId: string; sessionCreated: number; invoiceId: string }>();
   // One user's actions run one after another, as Stripe serializes changes to one subscription.
   const queues = new Map<string, Promise<unknown>>();
   const serialize = <T>(userId: string, work: () => Promise<T>): Promise<T> => {
@@ -118,7 +128,7 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
     }, deps.appUrl);
   }
 
-  async function pay(checkoutSessionId: string): Promise<DeliveredEvent[]> {
+  async function pay(checkoutSessionId: string, method: LocalPaymentMethod = 'card'): Promise<DeliveredEvent[]> {
     const checkout = checkouts.get(checkoutSessionId);
     if (!checkout) throw new Error(`no local checkout session ${checkoutSessionId}`);
     return serialize(checkout.userId, async () => {
@@ -127,16 +137,27 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
       const plan = deps.plans[checkout.plan];
       const customerId = (await findStripeCustomerId(deps.db, checkout.userId)) ?? customers.get(checkout.userId) ?? stripeId('cus');
       customers.set(checkout.userId, customerId);
+      const delayed = method === 'sepa_debit';
       const sub: LocalSubscription = {
         userId: checkout.userId, email: checkout.email, plan: plan.id, priceId: plan.stripePriceId, productId: `prod_berth_${plan.id}`,
         amountMinor: plan.displayPrice.amountMinor, currency: plan.displayPrice.currency, customerId, subscriptionId: stripeId('sub'), itemId: stripeId('si'),
-        status: 'active', created: t, periodStart: t, periodEnd: t + period, cancelAtPeriodEnd: false, canceledAt: null, endedAt: null, latestInvoiceId: null,
+        // A debit still processing leaves the subscription incomplete and its first invoice open.
+        status: delayed ? 'incomplete' : 'active', created: t, periodStart: t, periodEnd: t + period, cancelAtPeriodEnd: false, canceledAt: null, endedAt: null, latestInvoiceId: null,
       };
-      const invoice = invoiceFor(sub, { status: 'paid', periodStart: t, periodEnd: t + period, attempts: 1, reason: 'subscription_create' });
+      const invoice = invoiceFor(sub, { status: delayed ? 'open' : 'paid', periodStart: t, periodEnd: t + period, attempts: 1, reason: 'subscription_create' });
       sub.latestInvoiceId = invoice.id;
       subscriptions.set(checkout.userId, sub);
       checkout.completed = true;
-      const session = buildCheckoutSession(sub, { sessionId: checkout.id, created: checkout.created, successUrl: successUrl(checkout.id), cancelUrl: cancelUrl(), invoiceId: invoice.id });
+      const session = buildCheckoutSession(sub, { sessionId: checkout.id, created: checkout.created, successUrl: successUrl(checkout.id), cancelUrl: cancelUrl(), invoiceId: invoice.id,
+        method, paymentStatus: delayed ? 'unpaid' : 'paid' });
+      if (delayed) {
+        pendingDebits.set(checkout.userId, { sessionId: checkout.id, sessionCreated: checkout.created, invoiceId: invoice.id });
+        // Stripe's order for a delayed method: no invoice.paid until the money arrives.
+        return send([
+          buildEvent('customer.subscription.created', buildSubscription(sub), { created: t }),
+          buildEvent('checkout.session.completed', session, { created: t }),
+        ]);
+      }
       // Stripe's order for a new subscription paid by card; Berth must not depend on it.
       return send([
         buildEvent('customer.subscription.created', buildSubscription(sub), { created: t }),
@@ -154,7 +175,29 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
       const before = buildSubscription(sub);
       const events: Stripe.Event[] = [];
       const updated = (previous: Record<string, unknown>) => buildEvent('customer.subscription.updated', buildSubscription(sub), { created: now(), previousAttributes: previous });
+      const debit = pendingDebits.get(userId);
+      if (debitActions.includes(action) !== (debit !== undefined)) {
+        throw new Error(debit ? 'the first payment (SEPA Direct Debit) is still pending: debit_paid or debit_failed first' : 'no SEPA Direct Debit is pending');
+      }
+      if (sub.status === 'incomplete_expired') throw new Error('the subscription never started: check out again');
       switch (action) {
+        case 'debit_paid':
+        case 'debit_failed': {
+          // The bank's answer, days after Checkout completed: Stripe reports it on the session and the invoice.
+          const paid = action === 'debit_paid';
+          pendingDebits.delete(userId);
+          const session = buildCheckoutSession(sub, { sessionId: debit!.sessionId, created: debit!.sessionCreated, successUrl: successUrl(debit!.sessionId), cancelUrl: cancelUrl(),
+            invoiceId: debit!.invoiceId, method: 'sepa_debit', paymentStatus: paid ? 'paid' : 'unpaid' });
+          const invoice = invoiceFor(sub, { id: debit!.invoiceId, status: paid ? 'paid' : 'open', periodStart: sub.periodStart, periodEnd: sub.periodEnd, attempts: 1, reason: 'subscription_create' });
+          // A first payment that never came ends the subscription (incomplete_expired: Stripe's terminal status).
+          Object.assign(sub, paid ? { status: 'active' } : { status: 'incomplete_expired', endedAt: t });
+          events.push(
+            buildEvent(paid ? 'checkout.session.async_payment_succeeded' : 'checkout.session.async_payment_failed', session, { created: t }),
+            paid ? buildEvent('invoice.paid', invoice, { created: t }) : buildEvent('invoice.payment_failed', invoice, { created: t }),
+            updated({ status: before.status }),
+          );
+          break;
+        }
         case 'renew': {
           if (sub.status === 'canceled') throw new Error('the subscription has ended: check out again');
           // Pays the open invoice of a failed renewal, or else starts the next period.
@@ -240,7 +283,8 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
       <p><strong>${esc(plan.name)}</strong> — ${esc(formatMoney(plan.displayPrice.amountMinor, plan.displayPrice.currency))} per ${esc(plan.displayPrice.interval)}</p>
       <p>Billed to ${esc(checkout.email)}</p>
       ${checkout.completed ? '<p>Already paid.</p>' : `
-      <form method="post" action="/local-billing/checkout/${esc(checkout.id)}/pay"><button type="submit" data-testid="local-pay">Pay ${esc(formatMoney(plan.displayPrice.amountMinor, plan.displayPrice.currency))}</button></form>
+      <form method="post" action="/local-billing/checkout/${esc(checkout.id)}/pay"><button type="submit" data-testid="local-pay">Pay ${esc(formatMoney(plan.displayPrice.amountMinor, plan.displayPrice.currency))} by card</button></form>
+      <form method="post" action="/local-billing/checkout/${esc(checkout.id)}/pay"><input type="hidden" name="method" value="sepa_debit"><button type="submit" data-testid="local-pay-sepa">Pay by SEPA Direct Debit</button> <small>(the money arrives days later: settle it on the dev page)</small></form>
       <form method="post" action="/local-billing/checkout/${esc(checkout.id)}/cancel"><button type="submit">Cancel</button></form>`}`));
   });
 
@@ -251,12 +295,17 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
       res.status(404).type('html').send(page('Checkout not found', '<p>This checkout session does not exist.</p>'));
       return;
     }
+    const method = (req.body as { method?: unknown } | undefined)?.method ?? 'card';
+    if (method !== 'card' && method !== 'sepa_debit') {
+      res.status(400).type('html').send(page('Payment not completed', `<p>Unknown payment method ${esc(String(method))}: card or sepa_debit.</p>`));
+      return;
+    }
     try {
-      await pay(id);
+      await pay(id, method);
       res.redirect(303, successUrl(id));
     } catch (err) {
       deps.log.error({ err }, 'local checkout failed');
-      res.status(502).type('html').send(page('Payment not completed', `<p>${esc(err instanceof Error ? err.message : String(err))}</p>`));
+      res.status(502).type('html').send(page('Payment not completed', `<p>${esc(errorMessage(err))}</p>`));
     }
   });
 
@@ -272,7 +321,8 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
 
   // Dev page and triggers: renewals, payment failures and cancellations on demand.
   router.get('/local-billing/dev', (_req: Request, res: Response) => {
-    const rows = [...subscriptions.values()].map((sub) => `<section><h2>${esc(sub.userId)}</h2>${describe(sub)}${actionButtons(sub.userId, localBillingActions)}</section>`);
+    const rows = [...subscriptions.values()].map((sub) => `<section><h2>${esc(sub.userId)}</h2>${describe(sub)}${actionButtons(sub.userId,
+      pendingDebits.has(sub.userId) ? debitActions : localBillingActions.filter((a) => !debitActions.includes(a)))}</section>`);
     res.type('html').send(page('Local billing (dev)', rows.join('') || '<p>No local subscriptions yet: check out from the billing page.</p>'));
   });
 
@@ -287,7 +337,7 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
       if (req.is('application/x-www-form-urlencoded')) res.redirect(303, req.get('referer')?.includes('/portal/') ? `/local-billing/portal/${encodeURIComponent(String(req.params.userId))}` : '/local-billing/dev');
       else res.json({ events });
     } catch (err) {
-      res.status(409).json({ error: err instanceof Error ? err.message : String(err) });
+      res.status(409).json({ error: errorMessage(err) });
     }
   });
 

@@ -282,7 +282,14 @@ export interface LocalCheckoutOptions {
   successUrl: string;
   cancelUrl: string;
   invoiceId: string;
+  /** How the customer pays: by card (paid at once, the default) or SEPA Direct Debit (paid days later). */
+  method?: LocalPaymentMethod;
+  /** Checkout's payment status; a SEPA session completes `unpaid` and turns `paid` when the debit clears. */
+  paymentStatus?: 'paid' | 'unpaid';
 }
+
+/** The payment methods the local checkout offers: one immediate, one with delayed notification. */
+export type LocalPaymentMethod = 'card' | 'sepa_debit';
 
 export function buildCheckoutSession(sub: LocalSubscription, opts: LocalCheckoutOptions): Stripe.Checkout.Session {
   return {
@@ -328,8 +335,8 @@ export function buildCheckoutSession(sub: LocalSubscription, opts: LocalCheckout
     payment_method_collection: 'always',
     payment_method_configuration_details: null,
     payment_method_options: null,
-    payment_method_types: ['card'],
-    payment_status: 'paid',
+    payment_method_types: [opts.method ?? 'card'],
+    payment_status: opts.paymentStatus ?? 'paid',
     permissions: null,
     recovered_from: null,
     saved_payment_method_options: null,

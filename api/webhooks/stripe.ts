@@ -46,7 +46,9 @@ export function verifyStripeSignature(
 /**
  * POST /webhooks/stripe. Mount it before any JSON body parser: the signature covers the raw bytes,
  * so this route reads its own raw body. 400 for a bad, stale or missing signature; 200 once the
- * event took effect (or was a duplicate, or a type Berth ignores); 500 if it could not, so Stripe retries.
+ * event took effect (or was a duplicate, or a type Berth ignores, or one it cannot read and recorded
+ * as needing attention: the same bytes retried would fail the same way); 500 only if the database or
+ * Temporal could not be reached, so Stripe retries.
  */
 export function createStripeWebhookRouter(deps: StripeWebhookDeps): Router {
   const router = Router();

@@ -74,7 +74,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(now))
     .addColumn('deleted_at', 'timestamptz')
     .execute();
-  // Invariant 2: at most one live (not deleted) server per customer, whatever retries happen.
+  // Invariant 2 (docs/invariants.md): at most one live (not deleted) server per customer, whatever retries happen.
   await db.schema.createIndex('servers_one_live_per_user').unique().on('servers').column('user_id').where(sql.ref('deleted_at'), 'is', null).execute();
   await db.schema.createIndex('servers_user_id_idx').on('servers').columns(['user_id', 'created_at desc']).execute();
 

@@ -2,7 +2,7 @@ import type { Db, StripeEvent } from '../database.ts';
 
 /**
  * Records a Stripe event id. True if it is new (this delivery should take effect), false if the id
- * was seen before (a retry or duplicate: acknowledge and ignore). Invariant 4.
+ * was seen before (a retry or duplicate: acknowledge and ignore). Invariant 4 (docs/invariants.md).
  */
 export async function insertStripeEventIfNew(db: Db, event: { eventId: string; type: string; created: Date }): Promise<boolean> {
   const row = await db

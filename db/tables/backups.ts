@@ -32,6 +32,8 @@ export interface BackupsTable {
   createdAt: ColumnType<Date, Date | undefined, never>;
   verifiedAt: Date | null;
   expiresAt: Date | null;
+  /** The attempt (backup_attempts) whose object this row names; only it completes or fails the row. */
+  attemptId: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type Backup = Selectable<BackupsTable>;

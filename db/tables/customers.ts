@@ -1,22 +1,13 @@
 import type { ColumnType, Insertable, JSONColumnType, Selectable, Updateable } from 'kysely';
+import { planIds, stages, type PlanId, type Stage } from '../../lib/product.ts';
 
-/** Plans a customer can buy; each maps to a server type and a backup retention. */
-export const plans = ['starter', 'pro', 'enterprise'] as const;
-export type Plan = (typeof plans)[number];
+/** Plans a customer can buy (lib/product.ts; the schema's CHECK constraint lists them too). */
+export const plans = planIds;
+export type Plan = PlanId;
 
-/** Lifecycle stages as the customer workflow reports them (CHECK constraint in the schema). */
-export const customerStages = [
-  'awaiting_payment',
-  'provisioning',
-  'active',
-  'idle',
-  'past_due',
-  'expiring',
-  'expired',
-  'restoring',
-  'purged',
-] as const;
-export type CustomerStage = (typeof customerStages)[number];
+/** Lifecycle stages as the customer workflow reports them (lib/product.ts; CHECK constraint in the schema). */
+export const customerStages = stages;
+export type CustomerStage = Stage;
 
 /**
  * The projection of a customer's lifecycle workflow that pages read. The workflow is the source of

@@ -8,7 +8,7 @@ export type EmailStatus = (typeof emailStatuses)[number];
 
 /**
  * One notification, keyed by an idempotency key (customer, kind, billing period): a key can be
- * claimed once, so each notification is sent once (invariant 3).
+ * claimed once, so each notification is sent once (invariant 3, docs/invariants.md).
  */
 export interface EmailLogTable {
   id: Generated<string>;

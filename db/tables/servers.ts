@@ -6,7 +6,7 @@ export type ServerStatus = (typeof serverStatuses)[number];
 
 /**
  * A customer's cloud server. At most one row per user has `deletedAt` null (partial unique index):
- * the database backs invariant 2, one live server per customer.
+ * the database backs invariant 2 (docs/invariants.md), one live server per customer.
  */
 export interface ServersTable {
   id: Generated<string>;

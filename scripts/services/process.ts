@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
+import { errorMessage } from '../../lib/errors.ts';
 
 /** Where a managed process's output lines go: one combined log, each line prefixed by the name. */
 export type LineSink = (name: string, line: string, stream: 'stdout' | 'stderr') => void;
@@ -100,7 +101,7 @@ export async function startProcess(opts: ManagedProcessOptions): Promise<Managed
       try {
         if (await opts.ready()) break;
       } catch (err) {
-        lastError = err instanceof Error ? err.message : String(err);
+        lastError = errorMessage(err);
       }
       if (Date.now() > deadline) {
         await handle.stop();

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startProcess, type LineSink } from './process.ts';
 import { rootDir } from './paths.ts';
+import { startProcess, type LineSink } from './process.ts';
 
-/** Builds the web app (react-router build into build/) when its sources changed since the last build. */
+/** Rebuilds the web app (`react-router build`, as the image does) when its sources changed since the last build. */
 export async function buildWebIfNeeded(sink: LineSink): Promise<void> {
   const say = (line: string) => sink('berth', line, 'stdout');
   const hash = createHash('sha256');

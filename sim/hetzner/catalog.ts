@@ -19,22 +19,32 @@ export interface SimServerType {
   name: string;
   cores: number;
   memory: number;
+  /** GB of the disk a server of this type is created with. */
   disk: number;
   cpu_type: 'shared' | 'dedicated';
   architecture: 'x86' | 'arm';
+  storage_type: 'local' | 'network';
   monthlyNet: string;
   /** Locations where the type is sold at all. */
   locationNames: string[];
 }
 
 const eu = ['fsn1', 'nbg1', 'hel1'];
+const shared = { cpu_type: 'shared', architecture: 'x86', storage_type: 'local' } as const;
+/** Hetzner's current line-up (CX*3 cost-optimised, CPX*2 regular, CAX Arm, CCX dedicated) with their disks. */
 export const serverTypes: SimServerType[] = [
-  { id: 114, name: 'cx23', cores: 2, memory: 4, disk: 40, cpu_type: 'shared', architecture: 'x86', monthlyNet: '3.4900', locationNames: eu },
-  { id: 115, name: 'cx33', cores: 4, memory: 8, disk: 80, cpu_type: 'shared', architecture: 'x86', monthlyNet: '5.4900', locationNames: eu },
-  { id: 116, name: 'cx43', cores: 8, memory: 16, disk: 160, cpu_type: 'shared', architecture: 'x86', monthlyNet: '9.4900', locationNames: eu },
-  { id: 117, name: 'cx53', cores: 16, memory: 32, disk: 320, cpu_type: 'shared', architecture: 'x86', monthlyNet: '17.4900', locationNames: eu },
-  { id: 108, name: 'cpx22', cores: 2, memory: 4, disk: 80, cpu_type: 'shared', architecture: 'x86', monthlyNet: '6.4900', locationNames: [...eu, 'ash'] },
-  { id: 45, name: 'cax11', cores: 2, memory: 4, disk: 40, cpu_type: 'shared', architecture: 'arm', monthlyNet: '3.7900', locationNames: ['fsn1', 'nbg1', 'hel1'] },
+  { id: 114, name: 'cx23', cores: 2, memory: 4, disk: 40, ...shared, monthlyNet: '3.4900', locationNames: eu },
+  { id: 115, name: 'cx33', cores: 4, memory: 8, disk: 80, ...shared, monthlyNet: '5.4900', locationNames: eu },
+  { id: 116, name: 'cx43', cores: 8, memory: 16, disk: 160, ...shared, monthlyNet: '9.4900', locationNames: eu },
+  { id: 117, name: 'cx53', cores: 16, memory: 32, disk: 320, ...shared, monthlyNet: '17.4900', locationNames: eu },
+  { id: 107, name: 'cpx12', cores: 1, memory: 2, disk: 40, ...shared, monthlyNet: '4.9900', locationNames: [...eu, 'ash'] },
+  { id: 108, name: 'cpx22', cores: 2, memory: 4, disk: 80, ...shared, monthlyNet: '6.4900', locationNames: [...eu, 'ash'] },
+  { id: 109, name: 'cpx32', cores: 4, memory: 8, disk: 160, ...shared, monthlyNet: '10.9900', locationNames: [...eu, 'ash'] },
+  { id: 111, name: 'cpx52', cores: 12, memory: 24, disk: 480, ...shared, monthlyNet: '27.9900', locationNames: [...eu, 'ash'] },
+  { id: 45, name: 'cax11', cores: 2, memory: 4, disk: 40, ...shared, architecture: 'arm', monthlyNet: '3.7900', locationNames: eu },
+  { id: 93, name: 'cax21', cores: 4, memory: 8, disk: 80, ...shared, architecture: 'arm', monthlyNet: '6.4900', locationNames: eu },
+  { id: 96, name: 'ccx13', cores: 2, memory: 8, disk: 80, ...shared, cpu_type: 'dedicated', monthlyNet: '12.4900', locationNames: [...eu, 'ash'] },
+  { id: 97, name: 'ccx23', cores: 4, memory: 16, disk: 160, ...shared, cpu_type: 'dedicated', monthlyNet: '24.4900', locationNames: [...eu, 'ash'] },
 ];
 
 export interface SimSystemImage {

@@ -39,8 +39,22 @@ export interface LocalCloudFaults {
   rateLimitResetMs?: number;
   /** Actions of these commands end in `status: "error"` with this error. */
   failActions?: Record<string, { code: string; message: string }>;
-  /** Server creation in these type/location pairs fails with `resource_unavailable` (out of stock). */
+  /**
+   * Out of stock: these type/location pairs show `available: false` in `GET /server_types`, and
+   * creating or changing to them fails with `resource_unavailable`.
+   */
   unavailable?: { serverType?: string; location?: string }[];
+  /**
+   * Types Hetzner has removed: gone from `GET /server_types` and refused for new servers and type
+   * changes (`invalid_input` "not found"); existing servers keep showing theirs.
+   */
+  removedServerTypes?: string[];
+  /**
+   * Announced deprecations (per location, or everywhere without `location`): shown as
+   * `locations[].deprecation` and `recommended: false`; after `unavailableAfter` the type is no longer
+   * available there (create: `resource_unavailable`; change_type: `invalid_server_type`).
+   */
+  deprecatedServerTypes?: { serverType: string; location?: string; announced: string; unavailableAfter: string }[];
 }
 
 export interface LocalCloudOptions {
@@ -52,6 +66,12 @@ export interface LocalCloudOptions {
   token?: string;
   /** Budget per window; Hetzner: 3600 per hour, refilled gradually. */
   rateLimit?: { limit: number; windowMs: number };
+  /**
+   * Several Hetzner projects behind one endpoint, told apart by their tokens (then `token` and
+   * `rateLimit` are not used): each sees only its own servers, snapshots and keys, has its own request
+   * budget, and refuses a server past its limit with 403 `resource_limit_exceeded`.
+   */
+  projects?: LocalCloudProject[];
   /** How long actions take, per command or one number for all (default 300 ms). */
   actionDurationMs?: number | Record<string, number>;
   faults?: LocalCloudFaults;
@@ -61,6 +81,16 @@ export interface LocalCloudOptions {
   sshPort?: number;
   onExchange?: (exchange: Exchange) => void;
   log?: Logger;
+}
+
+/** One project of the local cloud (see LocalCloudOptions.projects). */
+export interface LocalCloudProject {
+  name: string;
+  token: string;
+  /** Servers the project may hold at once, as Hetzner's per-project limit (default: no limit). */
+  serverLimit?: number;
+  /** Budget per window (default 3600 per hour). */
+  rateLimit?: { limit: number; windowMs: number };
 }
 
 export interface RequestRecord {
@@ -93,12 +123,16 @@ interface ServerRec {
   created: string;
   labels: Record<string, string>;
   serverTypeId: number;
+  /** GB of the server's disk: its type's when created, kept by change_type unless `upgrade_disk` (absent in older state files). */
+  diskSize?: number;
   location: string;
   imageId: number;
   ip: string;
   rootPassword: string | null;
   lockedBy: number | null;
   disableRoot: boolean;
+  /** The project it belongs to (absent in state saved before projects: the default project). */
+  project?: string;
 }
 
 interface ImageRec {
@@ -114,6 +148,7 @@ interface ImageRec {
   imageSize: number | null;
   osFlavor: string;
   osVersion: string | null;
+  project?: string;
 }
 
 interface KeyRec {
@@ -123,6 +158,7 @@ interface KeyRec {
   fingerprint: string;
   labels: Record<string, string>;
   created: string;
+  project?: string;
 }
 
 interface ActionRec {
@@ -162,7 +198,7 @@ const routes: { method: string; template: string; pattern: RegExp }[] = [
   ['GET', '/servers'], ['POST', '/servers'], ['GET', '/servers/{id}'], ['DELETE', '/servers/{id}'],
   ['POST', '/servers/{id}/actions/poweron'], ['POST', '/servers/{id}/actions/poweroff'],
   ['POST', '/servers/{id}/actions/shutdown'], ['POST', '/servers/{id}/actions/create_image'],
-  ['POST', '/servers/{id}/actions/change_type'], ['GET', '/actions/{id}'],
+  ['POST', '/servers/{id}/actions/change_type'], ['GET', '/actions'], ['GET', '/actions/{id}'],
   ['GET', '/ssh_keys'], ['POST', '/ssh_keys'], ['GET', '/ssh_keys/{id}'], ['DELETE', '/ssh_keys/{id}'],
   ['GET', '/server_types'], ['GET', '/images'], ['GET', '/images/{id}'], ['DELETE', '/images/{id}'], ['GET', '/locations'],
 ].map(([method, template]) => ({
@@ -206,10 +242,14 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
   let faults: LocalCloudFaults = opts.faults ?? {};
   const faultCounts = new Map<string, number>();
   const requests: RequestRecord[] = [];
-  const rate = opts.rateLimit ?? { limit: 3600, windowMs: 3_600_000 };
-  let tokens = rate.limit;
-  let tokensAt = Date.now();
-  let blockedUntil = 0;
+  const defaultProject = 'default';
+  const projects: LocalCloudProject[] = opts.projects ?? [{ name: defaultProject, token: opts.token ?? '', rateLimit: opts.rateLimit }];
+  /** Each project's request budget: a bucket refilled gradually, and a block set by an injected 429. */
+  const budgets = new Map(projects.map((p) => {
+    const rate = p.rateLimit ?? { limit: 3600, windowMs: 3_600_000 };
+    return [p.name, { rate, tokens: rate.limit, tokensAt: Date.now(), blockedUntil: 0 }];
+  }));
+  const projectOf = (rec: { project?: string }) => rec.project ?? defaultProject;
   const block = opts.addressBlock ?? 1 + Math.floor(Math.random() * 250);
   const sshPort = opts.sshPort ?? 22;
   const machines = new Map<number, Machine>();
@@ -233,17 +273,19 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
   }
 
   // ---- rate limit ---------------------------------------------------------------------------
-  function refill(t: number) {
-    tokens = Math.min(rate.limit, tokens + ((t - tokensAt) * rate.limit) / rate.windowMs);
-    tokensAt = t;
+  type Budget = NonNullable<ReturnType<typeof budgets.get>>;
+  function refill(b: Budget, t: number) {
+    b.tokens = Math.min(b.rate.limit, b.tokens + ((t - b.tokensAt) * b.rate.limit) / b.rate.windowMs);
+    b.tokensAt = t;
   }
-  function rateHeaders(t: number): Record<string, string> {
+  function rateHeaders(b: Budget | undefined, t: number): Record<string, string> {
+    if (!b) return {};
     // An injected 429 blocks until its own reset; otherwise reset is when the budget is full again.
-    const blocked = t < blockedUntil;
-    const resetMs = blocked ? blockedUntil : t + ((rate.limit - tokens) * rate.windowMs) / rate.limit;
+    const blocked = t < b.blockedUntil;
+    const resetMs = blocked ? b.blockedUntil : t + ((b.rate.limit - b.tokens) * b.rate.windowMs) / b.rate.limit;
     return {
-      'RateLimit-Limit': String(rate.limit),
-      'RateLimit-Remaining': String(blocked ? 0 : Math.max(0, Math.floor(tokens))),
+      'RateLimit-Limit': String(b.rate.limit),
+      'RateLimit-Remaining': String(blocked ? 0 : Math.max(0, Math.floor(b.tokens))),
       'RateLimit-Reset': String(Math.ceil(resetMs / 1000)),
     };
   }
@@ -293,12 +335,37 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const l = locations.find((x) => x.name === name)!;
     return { id: l.id, name: l.name, description: l.description, country: l.country, city: l.city, latitude: l.latitude, longitude: l.longitude, network_zone: l.network_zone };
   }
+  /** The deprecation announced for a type in a location, if any. */
+  function deprecationOf(t: SimServerType, location: string) {
+    const d = (faults.deprecatedServerTypes ?? []).find((x) => x.serverType === t.name && (!x.location || x.location === location));
+    return d ? { announced: d.announced, unavailable_after: d.unavailableAfter } : null;
+  }
+  /** Why a type cannot be had in a location now (not sold there, out of stock, past its deprecation), or undefined. */
+  function unavailableReason(t: SimServerType, location: string): string | undefined {
+    if (!t.locationNames.includes(location)) return `server type ${t.name} is not sold in ${location}`;
+    if ((faults.unavailable ?? []).some((u) => (!u.serverType || u.serverType === t.name) && (!u.location || u.location === location))) {
+      return `server type ${t.name} is unavailable in ${location}`;
+    }
+    const deprecation = deprecationOf(t, location);
+    if (deprecation && Date.parse(deprecation.unavailable_after) <= Date.now()) return `server type ${t.name} is deprecated and no longer available in ${location}`;
+    return undefined;
+  }
+  function removed(t: SimServerType): boolean {
+    return (faults.removedServerTypes ?? []).includes(t.name);
+  }
   function serverTypeJson(t: SimServerType) {
+    // The live API's per-location view (available, recommended, deprecation), which Hetzner's own clients require.
+    const perLocation = t.locationNames.map((n) => {
+      const deprecation = deprecationOf(t, n);
+      const available = unavailableReason(t, n) === undefined;
+      return { id: locations.find((l) => l.name === n)!.id, name: n, deprecation, available, recommended: available && deprecation === null };
+    });
+    const deprecatedEverywhere = perLocation.every((l) => l.deprecation !== null);
     return {
       id: t.id, name: t.name, description: t.name.toUpperCase(), category: t.cpu_type === 'shared' ? 'shared_vcpu' : 'dedicated_vcpu',
-      cores: t.cores, memory: t.memory, disk: t.disk, cpu_type: t.cpu_type, architecture: t.architecture, storage_type: 'local',
-      deprecated: false, deprecation: null,
-      locations: t.locationNames.map((n) => ({ id: locations.find((l) => l.name === n)!.id, name: n, deprecation: null })),
+      cores: t.cores, memory: t.memory, disk: t.disk, cpu_type: t.cpu_type, architecture: t.architecture, storage_type: t.storage_type,
+      deprecated: deprecatedEverywhere, deprecation: deprecatedEverywhere ? perLocation[0]!.deprecation : null,
+      locations: perLocation,
       prices: t.locationNames.map((n) => ({
         location: n, included_traffic: 21990232555520,
         price_hourly: { net: (Number(t.monthlyNet) / 730).toFixed(4), gross: ((Number(t.monthlyNet) / 730) * 1.19).toFixed(4) },
@@ -318,16 +385,18 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const t = serverTypes.find((x) => x.id === s.serverTypeId)!;
     const l = locations.find((x) => x.name === s.location)!;
     const image = state.images.find((i) => i.id === s.imageId);
+    const sold = serverTypes.filter((x) => !removed(x) && x.locationNames.includes(s.location));
+    const available = sold.filter((x) => unavailableReason(x, s.location) === undefined);
     return {
       id: s.id, name: s.name, status: s.status, created: s.created, labels: s.labels, locked: s.lockedBy !== null,
       server_type: serverTypeJson(t), location: locationJson(s.location),
       datacenter: {
         id: l.datacenter.id, name: l.datacenter.name, description: l.datacenter.description, location: locationJson(s.location),
-        server_types: { supported: serverTypes.map((x) => x.id), available: serverTypes.map((x) => x.id), available_for_migration: serverTypes.map((x) => x.id) },
+        server_types: { supported: sold.map((x) => x.id), available: available.map((x) => x.id), available_for_migration: available.map((x) => x.id) },
       },
       image: image ? imageJson(image) : null, iso: null, rescue_enabled: false, backup_window: null,
       public_net: { ipv4: { id: s.id, ip: s.ip, blocked: false, dns_ptr: `static.${s.ip}.clients.local` }, ipv6: null, floating_ips: [], firewalls: [] },
-      private_net: [], primary_disk_size: t.disk, protection: { delete: false, rebuild: false }, load_balancers: [], volumes: [],
+      private_net: [], primary_disk_size: diskOf(s), protection: { delete: false, rebuild: false }, load_balancers: [], volumes: [],
       included_traffic: 21990232555520, ingoing_traffic: 0, outgoing_traffic: 0, placement_group: null,
     };
   }
@@ -355,8 +424,8 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       throw new ApiError(400, 'invalid_input', (err as Error).message);
     }
   }
-  function findServer(id: number): ServerRec {
-    const s = state.servers.find((x) => x.id === id);
+  function findServerIn(id: number, project: string): ServerRec {
+    const s = state.servers.find((x) => x.id === id && projectOf(x) === project);
     if (!s) throw new ApiError(404, 'not_found', `server with ID '${id}' not found`);
     return s;
   }
@@ -364,8 +433,12 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     if (s.lockedBy !== null) throw new ApiError(423, 'locked', 'server is locked by another action');
     if (s.status === 'deleting') throw new ApiError(423, 'locked', 'server is being deleted');
   }
+  /** A type the API still knows (removed types are not found). */
   function serverType(ref: string): SimServerType | undefined {
-    return serverTypes.find((t) => t.name === ref || String(t.id) === ref);
+    return serverTypes.find((t) => (t.name === ref || String(t.id) === ref) && !removed(t));
+  }
+  function diskOf(s: ServerRec): number {
+    return s.diskSize ?? serverTypes.find((t) => t.id === s.serverTypeId)!.disk;
   }
   async function allocateIp(): Promise<string> {
     const used = new Set(state.servers.map((s) => s.ip));
@@ -383,8 +456,10 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
   }
 
   // ---- handlers -----------------------------------------------------------------------------
-  async function createServer(b: Record<string, unknown>) {
-    const name = b.name, typeRef = b.server_type, imageRef = b.image;
+  async function createServer(b: Record<string, unknown>, project: string) {
+    // Hetzner takes an ID or a name for these; its own clients send IDs as JSON numbers.
+    const idOrName = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : v);
+    const name = b.name, typeRef = idOrName(b.server_type), imageRef = idOrName(b.image), locationRef = idOrName(b.location);
     if (typeof name !== 'string' || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$/.test(name)) throw new ApiError(400, 'invalid_input', 'invalid input in field "name"');
     if (typeof typeRef !== 'string') throw new ApiError(400, 'invalid_input', 'invalid input in field "server_type"');
     if (typeof imageRef !== 'string') throw new ApiError(400, 'invalid_input', 'invalid input in field "image"');
@@ -393,21 +468,28 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     if (b.user_data !== undefined && (typeof b.user_data !== 'string' || Buffer.byteLength(b.user_data) > 32 * 1024)) {
       throw new ApiError(400, 'invalid_input', 'user_data must be a string of at most 32 KiB');
     }
-    if (state.servers.some((s) => s.name === name)) throw new ApiError(409, 'uniqueness_error', 'server name is already used');
+    const own = state.servers.filter((s) => projectOf(s) === project);
+    if (own.some((s) => s.name === name)) throw new ApiError(409, 'uniqueness_error', 'server name is already used');
+    const limit = projects.find((p) => p.name === project)?.serverLimit;
+    if (limit !== undefined && own.length >= limit) {
+      throw new ApiError(403, 'resource_limit_exceeded', `server limit of ${limit} reached for this project`);
+    }
     const type = serverType(typeRef);
     if (!type) throw new ApiError(400, 'invalid_input', `server type ${typeRef} not found`);
-    const image = state.images.find((i) => (i.name === imageRef || String(i.id) === imageRef) && i.status === 'available');
+    const image = state.images.find((i) => (i.name === imageRef || String(i.id) === imageRef) && i.status === 'available'
+      && (i.type === 'system' || projectOf(i) === project));
     if (!image) throw new ApiError(400, 'invalid_input', `image ${imageRef} not found`);
-    const locationName = typeof b.location === 'string' ? b.location : type.locationNames[0]!;
+    const locationName = typeof locationRef === 'string' ? locationRef : type.locationNames[0]!;
     if (!locations.some((l) => l.name === locationName || String(l.id) === locationName)) throw new ApiError(400, 'invalid_input', `location ${locationName} not found`);
     const location = locations.find((l) => l.name === locationName || String(l.id) === locationName)!.name;
     if (!type.locationNames.includes(location)) throw new ApiError(400, 'invalid_input', `server type ${type.name} is not supported in ${location}`);
-    if ((faults.unavailable ?? []).some((u) => (!u.serverType || u.serverType === type.name) && (!u.location || u.location === location))) {
-      throw new ApiError(412, 'resource_unavailable', `server type ${type.name} is unavailable in ${location}`);
-    }
+    const unavailable = unavailableReason(type, location);
+    if (unavailable) throw new ApiError(412, 'resource_unavailable', unavailable);
+    // A snapshot keeps its server's disk: it does not fit a type with a smaller one.
+    if (image.diskSize > type.disk) throw new ApiError(422, 'invalid_input', `image disk is bigger than server type disk (${image.diskSize} GB > ${type.disk} GB)`);
     const keyRefs = (b.ssh_keys as unknown[] | undefined) ?? [];
     const rootKeys = keyRefs.map((ref) => {
-      const k = state.keys.find((x) => x.name === ref || String(x.id) === String(ref));
+      const k = state.keys.find((x) => (x.name === ref || String(x.id) === String(ref)) && projectOf(x) === project);
       if (!k) throw new ApiError(400, 'invalid_input', `ssh key ${String(ref)} not found`);
       return k.public_key;
     });
@@ -420,8 +502,9 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     if (config.ignored.length) log.info({ ignored: config.ignored }, 'cloud-init keys the local cloud ignores');
     const rec: ServerRec = {
       id: nextId(), name, status: 'initializing', created: now(), labels: (b.labels as Record<string, string>) ?? {},
-      serverTypeId: type.id, location, imageId: image.id, ip: await allocateIp(),
+      serverTypeId: type.id, diskSize: type.disk, location, imageId: image.id, ip: await allocateIp(),
       rootPassword: rootKeys.length ? null : randomBytes(12).toString('base64url'), lockedBy: null, disableRoot: config.disableRoot,
+      ...(project === defaultProject ? {} : { project }),
     };
     state.servers.push(rec);
     const machine = machineFor(rec);
@@ -475,10 +558,12 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     return startAction(command, [{ id: s.id, type: 'server' }], () => machine.stop(command === 'shutdown_server'), () => { s.status = 'off'; });
   }
 
-  async function handle(method: string, template: string, id: number, query: URLSearchParams, b: unknown): Promise<{ status: number; body?: unknown }> {
+  async function handle(method: string, template: string, id: number, query: URLSearchParams, b: unknown, project: string): Promise<{ status: number; body?: unknown }> {
+    const findServer = (serverId: number) => findServerIn(serverId, project);
+    const mine = <T extends { project?: string }>(items: T[]) => items.filter((x) => projectOf(x) === project);
     switch (`${method} ${template}`) {
       case 'GET /servers': {
-        let items = selectorFilter(state.servers, query);
+        let items = selectorFilter(mine(state.servers), query);
         const name = query.get('name');
         if (name) items = items.filter((s) => s.name === name);
         const statuses = query.getAll('status');
@@ -487,7 +572,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         return { status: 200, body: { servers: p.items.map(serverJson), meta: p.meta } };
       }
       case 'POST /servers':
-        return createServer(body(b));
+        return createServer(body(b), project);
       case 'GET /servers/{id}':
         return { status: 200, body: { server: serverJson(findServer(id)) } };
       case 'DELETE /servers/{id}': {
@@ -517,8 +602,9 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         const image: ImageRec = {
           id: nextId(), type, status: 'creating', name: null, description: typeof req.description === 'string' ? req.description : `${s.name}-${now()}`,
           created: now(), labels: (req.labels as Record<string, string>) ?? {}, createdFrom: { id: s.id, name: s.name },
-          diskSize: serverTypes.find((t) => t.id === s.serverTypeId)!.disk, imageSize: null,
+          diskSize: diskOf(s), imageSize: null,
           osFlavor: source?.osFlavor ?? 'debian', osVersion: source?.osVersion ?? null,
+          ...(project === defaultProject ? {} : { project }),
         };
         state.images.push(image);
         const action = startAction('create_image', [{ id: s.id, type: 'server' }, { id: image.id, type: 'image' }],
@@ -536,14 +622,35 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         if (typeof req.server_type !== 'string' || typeof req.upgrade_disk !== 'boolean') throw new ApiError(400, 'invalid_input', 'server_type and upgrade_disk are required');
         const type = serverType(req.server_type);
         if (!type) throw new ApiError(400, 'invalid_input', `server type ${req.server_type} not found`);
-        if (s.status !== 'off') throw new ApiError(412, 'server_not_stopped', 'the server must be powered off to change its type');
-        if (!type.locationNames.includes(s.location) || (faults.unavailable ?? []).some((u) => (!u.serverType || u.serverType === type.name) && (!u.location || u.location === s.location))) {
-          throw new ApiError(412, 'resource_unavailable', `server type ${type.name} is unavailable in ${s.location}`);
+        // Hetzner: only types with the same storage type (and architecture) and an equal or bigger disk; a disk never shrinks.
+        const current = serverTypes.find((t) => t.id === s.serverTypeId)!;
+        if (type.storage_type !== current.storage_type || type.architecture !== current.architecture) {
+          throw new ApiError(422, 'invalid_server_type', `server type ${type.name} does not fit for the given server`);
         }
+        if (type.disk < diskOf(s)) {
+          throw new ApiError(422, 'invalid_server_type', 'cannot change type because the selected server_type has not sufficient disk space');
+        }
+        const deprecation = deprecationOf(type, s.location);
+        if (deprecation && Date.parse(deprecation.unavailable_after) <= Date.now()) {
+          throw new ApiError(422, 'invalid_server_type', `server type ${type.name} is deprecated`);
+        }
+        if (s.status !== 'off') throw new ApiError(412, 'server_not_stopped', 'the server must be powered off to change its type');
+        const unavailable = unavailableReason(type, s.location);
+        if (unavailable) throw new ApiError(412, 'resource_unavailable', unavailable);
+        const upgradeDisk = req.upgrade_disk;
         const action = startAction('change_server_type', [{ id: s.id, type: 'server' }], async () => undefined, (ok) => {
-          if (ok) s.serverTypeId = type.id;
+          if (!ok) return;
+          s.diskSize = upgradeDisk ? type.disk : diskOf(s);
+          s.serverTypeId = type.id;
         });
         return { status: 201, body: { action: actionJson(action) } };
+      }
+      case 'GET /actions': {
+        // Only by id since 2025-01-30 (listing every action of a project was removed); Hetzner's clients poll this way.
+        const ids = query.getAll('id').map(Number);
+        if (ids.length === 0 || ids.some((n) => !Number.isSafeInteger(n))) throw new ApiError(400, 'invalid_input', 'invalid input in field "id"');
+        const p = paginate(state.actions.filter((a) => ids.includes(a.id)), query);
+        return { status: 200, body: { actions: p.items.map(actionJson), meta: p.meta } };
       }
       case 'GET /actions/{id}': {
         const a = state.actions.find((x) => x.id === id);
@@ -551,7 +658,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         return { status: 200, body: { action: actionJson(a) } };
       }
       case 'GET /ssh_keys': {
-        let items = selectorFilter(state.keys, query);
+        let items = selectorFilter(mine(state.keys), query);
         const name = query.get('name');
         if (name) items = items.filter((k) => k.name === name);
         const fp = query.get('fingerprint');
@@ -567,49 +674,53 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         if (problem) throw new ApiError(400, 'invalid_input', problem);
         const fingerprint = md5Fingerprint(req.public_key);
         if (!fingerprint) throw new ApiError(400, 'invalid_input', 'invalid input in field "public_key"');
-        if (state.keys.some((k) => k.name === req.name)) throw new ApiError(409, 'uniqueness_error', 'SSH key with the same name already exists');
-        if (state.keys.some((k) => k.fingerprint === fingerprint)) throw new ApiError(409, 'uniqueness_error', 'SSH key with the same fingerprint already exists');
-        const key: KeyRec = { id: nextId(), name: req.name, public_key: req.public_key.trim(), fingerprint, labels: (req.labels as Record<string, string>) ?? {}, created: now() };
+        if (mine(state.keys).some((k) => k.name === req.name)) throw new ApiError(409, 'uniqueness_error', 'SSH key with the same name already exists');
+        if (mine(state.keys).some((k) => k.fingerprint === fingerprint)) throw new ApiError(409, 'uniqueness_error', 'SSH key with the same fingerprint already exists');
+        const key: KeyRec = { id: nextId(), name: req.name, public_key: req.public_key.trim(), fingerprint, labels: (req.labels as Record<string, string>) ?? {}, created: now(),
+          ...(project === defaultProject ? {} : { project }) };
         state.keys.push(key);
         save();
         return { status: 201, body: { ssh_key: keyJson(key) } };
       }
       case 'GET /ssh_keys/{id}': {
-        const k = state.keys.find((x) => x.id === id);
+        const k = mine(state.keys).find((x) => x.id === id);
         if (!k) throw new ApiError(404, 'not_found', `ssh_key with ID '${id}' not found`);
         return { status: 200, body: { ssh_key: keyJson(k) } };
       }
       case 'DELETE /ssh_keys/{id}': {
-        if (!state.keys.some((x) => x.id === id)) throw new ApiError(404, 'not_found', `ssh_key with ID '${id}' not found`);
+        if (!mine(state.keys).some((x) => x.id === id)) throw new ApiError(404, 'not_found', `ssh_key with ID '${id}' not found`);
         state.keys = state.keys.filter((x) => x.id !== id);
         save();
         return { status: 204 };
       }
       case 'GET /server_types': {
-        let items = serverTypes;
+        let items = serverTypes.filter((t) => !removed(t));
         const name = query.get('name');
         if (name) items = items.filter((t) => t.name === name);
         const p = paginate(items, query);
         return { status: 200, body: { server_types: p.items.map(serverTypeJson), meta: p.meta } };
       }
       case 'GET /images': {
-        let items = selectorFilter(state.images, query);
+        let items = selectorFilter(state.images.filter((i) => i.type === 'system' || projectOf(i) === project), query);
         const types = query.getAll('type');
         if (types.length) items = items.filter((i) => types.includes(i.type));
         const statuses = query.getAll('status');
         if (statuses.length) items = items.filter((i) => statuses.includes(i.status));
         const name = query.get('name');
         if (name) items = items.filter((i) => i.name === name);
+        // Every image here is x86, as the local servers are.
+        const architecture = query.get('architecture');
+        if (architecture && architecture !== 'x86') items = [];
         const p = paginate(items, query);
         return { status: 200, body: { images: p.items.map(imageJson), meta: p.meta } };
       }
       case 'GET /images/{id}': {
-        const i = state.images.find((x) => x.id === id);
+        const i = state.images.find((x) => x.id === id && (x.type === 'system' || projectOf(x) === project));
         if (!i) throw new ApiError(404, 'not_found', `image with ID '${id}' not found`);
         return { status: 200, body: { image: imageJson(i) } };
       }
       case 'DELETE /images/{id}': {
-        const i = state.images.find((x) => x.id === id);
+        const i = state.images.find((x) => x.id === id && (x.type === 'system' || projectOf(x) === project));
         if (!i) throw new ApiError(404, 'not_found', `image with ID '${id}' not found`);
         if (i.type === 'system') throw new ApiError(403, 'forbidden', 'system images cannot be deleted');
         state.images = state.images.filter((x) => x !== i);
@@ -658,6 +769,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         let status = 500;
         let responseBody: unknown;
         let headers: Record<string, string> = {};
+        let budget: Budget | undefined;
         const record: RequestRecord = { at: arrived, method, path: rel, template, status: 0 };
         requests.push(record);
         try {
@@ -671,12 +783,15 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
           }
           const auth = req.headers.authorization ?? '';
           const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-          if (!token || (opts.token && token !== opts.token)) throw new ApiError(401, 'unauthorized', 'unable to authenticate');
-          refill(arrived);
-          if (arrived < blockedUntil || tokens < 1) {
-            throw new ApiError(429, 'rate_limit_exceeded', 'limit of requests per hour reached', rateHeaders(arrived));
+          // A project's token, or (one project, no token set) any non-empty token.
+          const project = projects.find((p) => p.token === token) ?? (!opts.projects && !opts.token && token ? projects[0] : undefined);
+          if (!token || !project) throw new ApiError(401, 'unauthorized', 'unable to authenticate');
+          budget = budgets.get(project.name)!;
+          refill(budget, arrived);
+          if (arrived < budget.blockedUntil || budget.tokens < 1) {
+            throw new ApiError(429, 'rate_limit_exceeded', 'limit of requests per hour reached', rateHeaders(budget, arrived));
           }
-          tokens -= 1;
+          budget.tokens -= 1;
           const fault = injectedFault(`${method} ${template}`);
           if (fault === 'timeout') {
             hanging.add(res);
@@ -685,20 +800,20 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
             return;
           }
           if (fault === 'rateLimit') {
-            blockedUntil = Math.ceil((arrived + (faults.rateLimitResetMs ?? 1000)) / 1000) * 1000;
-            throw new ApiError(429, 'rate_limit_exceeded', 'limit of requests per hour reached', rateHeaders(arrived));
+            budget.blockedUntil = Math.ceil((arrived + (faults.rateLimitResetMs ?? 1000)) / 1000) * 1000;
+            throw new ApiError(429, 'rate_limit_exceeded', 'limit of requests per hour reached', rateHeaders(budget, arrived));
           }
           if (fault === 'serverError') throw new ApiError(500, 'server_error', 'an internal error occurred');
           if (!route) throw new ApiError(404, 'not_found', `no route for ${method} ${rel}`);
-          const result = await handle(method, template, id, url.searchParams, requestBody);
+          const result = await handle(method, template, id, url.searchParams, requestBody, project.name);
           status = result.status;
           responseBody = result.body;
-          headers = rateHeaders(Date.now());
+          headers = rateHeaders(budget, Date.now());
         } catch (err) {
           if (err instanceof ApiError) {
             status = err.status;
             responseBody = { error: { code: err.code, message: err.message, details: null } };
-            headers = { ...rateHeaders(Date.now()), ...err.headers };
+            headers = { ...rateHeaders(budget, Date.now()), ...err.headers };
           } else {
             log.error({ err }, 'local cloud handler failed');
             status = 500;

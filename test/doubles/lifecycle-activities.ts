@@ -27,12 +27,20 @@ export interface RecordedCall {
   step: string;
   input: unknown;
   failed: boolean;
+  /** The workflow run that called it (tells the runs of a continued workflow apart). */
+  runId?: string;
 }
 
 /** Knobs to make the doubles fail. */
 export interface DoubleOptions {
-  /** Server types for which ensureServer/changeServerType throw CapacityUnavailable. */
+  /** Server types for which ensureServer/changeServerType/wakeFromSnapshot throw CapacityUnavailable (out of stock, removed, deprecated). */
   unavailableServerTypes?: string[];
+  /**
+   * GB of disk per server type (default {@link serverTypeDisks}): as on Hetzner, a server keeps its
+   * disk through type changes and neither it nor its snapshot fits a type with a smaller one
+   * (changeServerType/wakeFromSnapshot throw ServerTypeUnfit, before touching anything).
+   */
+  disks?: Record<string, number>;
   /** Make createBackup fail: the next `times` attempts with this reason (any reason if omitted). */
   failBackups?: { times: number; reason?: BackupReason; nonRetryable?: boolean };
   /** Backup ids whose restore throws BackupCorrupt. */
@@ -47,7 +55,14 @@ export interface DoubleOptions {
   reportBackupProgress?: (workflowId: string, progress: BackupProgressReport) => Promise<void>;
   /** createBackup waits for this before completing, so a test can look at the workflow mid-backup. */
   holdBackup?: () => Promise<void>;
+  /** appendAudit waits for this (given the entry's action) before recording, e.g. to message a workflow mid-purge. */
+  holdAudit?: (action: string) => Promise<void>;
 }
+
+/** Disks of the types the lifecycle's plans name (Hetzner's catalogue), in GB. */
+export const serverTypeDisks: Record<string, number> = {
+  cx23: 40, cpx12: 40, cax11: 40, cx33: 80, cpx22: 80, ccx13: 80, cx43: 160, cpx32: 160, ccx23: 160, cx53: 320, cpx52: 480,
+};
 
 /** Names of bookkeeping activities that most assertions leave out. */
 export const bookkeeping = ['writeProjection', 'markEventsProcessed'];
@@ -57,8 +72,8 @@ export interface LifecycleDoubles {
   calls: RecordedCall[];
   /** The readable steps, without bookkeeping calls (projection, processed events) unless asked. */
   steps(options?: { includeBookkeeping?: boolean }): string[];
-  servers: Map<string, ServerSummary & { customerId: string; power: 'running' | 'stopped'; label: string }>;
-  snapshots: Map<string, { customerId: string; fromServerId: string }>;
+  servers: Map<string, ServerSummary & { customerId: string; power: 'running' | 'stopped'; label: string; diskGb: number }>;
+  snapshots: Map<string, { customerId: string; fromServerId: string; diskGb: number }>;
   backups: BackupRecord[];
   mails: SendMailInput[];
   audit: AuditEntry[];
@@ -85,7 +100,7 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
 
   /** Records the attempt, runs it, marks it failed if it throws. */
   const record = async <T>(name: string, step: string, input: unknown, run: () => T | Promise<T>): Promise<T> => {
-    const call: RecordedCall = { name, step, input, failed: false };
+    const call: RecordedCall = { name, step, input, failed: false, runId: Context.current().info.workflowExecution?.runId };
     calls.push(call);
     try {
       return await run();
@@ -105,10 +120,16 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
     if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} not found`, ErrorType.NotFound);
     return server;
   };
-  const createServer = (customerId: string, label: string, serverType: string, location: string): ServerSummary => {
+  const diskOf = (serverType: string): number => (options.disks ?? serverTypeDisks)[serverType] ?? 40;
+  const fits = (serverType: string, what: string, diskGb: number): void => {
+    if (diskOf(serverType) < diskGb) {
+      throw ApplicationFailure.nonRetryable(`${what} cannot take server type ${serverType}: its ${diskGb} GB disk is bigger`, ErrorType.ServerTypeUnfit);
+    }
+  };
+  const createServer = (customerId: string, label: string, serverType: string, location: string, diskGb = diskOf(serverType)): ServerSummary => {
     const serverId = id('srv');
     const summary: ServerSummary = { serverId, serverType, location, ipv4: `127.0.0.${nextId}`, createdAt: now() };
-    servers.set(serverId, { ...summary, customerId, label, power: 'running' });
+    servers.set(serverId, { ...summary, customerId, label, power: 'running', diskGb });
     return summary;
   };
   const hostKey = (server: ServerSummary, where: 'ensureServer' | 'setupAssistant'): void => {
@@ -148,32 +169,41 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
     }),
     hibernate: (input) => record('hibernate', 'hibernate', input, () => {
       const server = serverOf(input.serverId);
-      // Hibernation deletes the server: the real activity re-checks invariant 1, so does the double.
+      // Hibernation deletes the server: the real activity re-checks invariant 1 (docs/invariants.md), so does the double.
       if (backupServer.get(input.verifiedBackupId) !== input.serverId) {
         throw ApplicationFailure.nonRetryable('no verified backup of this server', ErrorType.NoVerifiedBackup);
       }
       const snapshotId = id('snap');
-      snapshots.set(snapshotId, { customerId: input.customerId, fromServerId: server.serverId });
+      snapshots.set(snapshotId, { customerId: input.customerId, fromServerId: server.serverId, diskGb: server.diskGb });
       servers.delete(server.serverId);
       return { snapshotId };
     }),
-    wakeFromSnapshot: (input) => record('wakeFromSnapshot', 'wakeFromSnapshot', input, () => {
-      if (!snapshots.has(input.snapshotId)) throw ApplicationFailure.nonRetryable('no such snapshot', ErrorType.NotFound);
+    wakeFromSnapshot: (input) => record('wakeFromSnapshot', `wakeFromSnapshot ${input.serverType}@${input.location}`, input, () => {
+      const snapshot = snapshots.get(input.snapshotId);
+      if (!snapshot) throw ApplicationFailure.nonRetryable('no such snapshot', ErrorType.NotFound);
       const existing = [...servers.values()].find((s) => s.label === input.customerId);
-      const summary = existing ? summaryOf(existing) : createServer(input.customerId, input.customerId, input.serverType, input.location);
+      if (!existing) {
+        capacity(input.serverType);
+        fits(input.serverType, `snapshot ${input.snapshotId}`, snapshot.diskGb);
+      }
+      const summary = existing ? summaryOf(existing) : createServer(input.customerId, input.customerId, input.serverType, input.location, snapshot.diskGb);
       snapshots.delete(input.snapshotId);
       return summary;
     }),
     changeServerType: (input) => record('changeServerType', `changeServerType ${input.serverType}`, input, () => {
       const server = serverOf(input.serverId);
       capacity(input.serverType);
+      fits(input.serverType, `server ${input.serverId}`, server.diskGb);
+      // Like the real one: the disk grows to the type's, and the server runs again afterwards.
       server.serverType = input.serverType;
+      server.diskGb = Math.max(server.diskGb, diskOf(input.serverType));
+      server.power = 'running';
       return summaryOf(server);
     }),
     deleteServer: (input: DeleteServerInput) => record('deleteServer', 'verifiedBackupId' in input ? 'deleteServer (verified backup)' : 'deleteServer (operator override)', input, () => {
       if (!servers.has(input.serverId)) return;
       if ('verifiedBackupId' in input) {
-        // The real activity re-checks invariant 1; so does the double.
+        // The real activity re-checks invariant 1 (docs/invariants.md); so does the double.
         if (backupServer.get(input.verifiedBackupId) !== input.serverId) {
           throw ApplicationFailure.nonRetryable('no verified backup of this server', ErrorType.NoVerifiedBackup);
         }
@@ -232,7 +262,8 @@ export function createLifecycleDoubles(options: DoubleOptions = {}): LifecycleDo
     writeProjection: (input) => record('writeProjection', `projection ${input.stage}`, input, () => {
       projections.push(input);
     }),
-    appendAudit: (input) => record('appendAudit', `audit ${input.action}`, input, () => {
+    appendAudit: (input) => record('appendAudit', `audit ${input.action}`, input, async () => {
+      await options.holdAudit?.(input.action);
       audit.push(input);
     }),
   };

@@ -1,9 +1,12 @@
 /**
- * Proves the failure rules: an SSH connection dropped mid-backup, a storage error mid-upload and a
- * worker killed mid-backup leave no completed record and no open multipart upload (a retry with the
- * same id then completes); a corrupt, truncated or missing object and a wrong or unknown master key
- * make restore refuse with BackupCorrupt / KeyUnavailable before anything lands in place, and
- * restoreLatest falls back to the previous verified backup.
+ * Proves the failure rules: an SSH connection dropped mid-backup and a storage error mid-upload leave
+ * no completed record and no open multipart upload; a worker killed mid-backup leaves no completed
+ * record, its retry completes with its own object without touching the dead attempt's upload, and the
+ * prune sweeps that upload once no attempt can still be alive; two attempts at the same backup running
+ * at once (a timed-out attempt beside its retry) never remove each other's object and only the attempt
+ * that owns the record completes it; a corrupt, truncated or missing object and a wrong or unknown
+ * master key make restore refuse with BackupCorrupt / KeyUnavailable before anything lands in place,
+ * and restoreLatest falls back to the previous verified backup.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -20,7 +23,8 @@ let world: BackupWorld;
 beforeAll(async () => {
   world = await startBackupWorld('backup_faults');
   // Incompressible, so the stream is long enough to be cut in the middle.
-  await sh('mkdir -p "$1" && head -c 40M /dev/urandom > "$1/data.bin" && printf "note\\n" > "$1/note.txt"', path.join(world.dir, 'src'));
+  await sh('mkdir -p "$1" && head -c 40M /dev/urandom > "$1/data.bin" && printf "note\\n" > "$1/note.txt" && chown -R "$2" "$1"',
+    path.join(world.dir, 'src'), `${world.account.uid}:${world.account.gid}`);
 });
 afterAll(async () => {
   await world?.stop();
@@ -30,23 +34,55 @@ async function rowOf(id: string) {
   return world.database.db.selectFrom('backups').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-/** MinIO lists multipart uploads only for an exact object key, so tests ask about that key. */
-function keyOf(backupId: string): string {
-  return `${world.keyPrefix}${world.userId}/${backupId}.tar.zst.enc`;
+/** The attempts at a backup (each wrote, or may have written, its own object). */
+async function attemptsOf(backupId: string) {
+  return world.database.db.selectFrom('backupAttempts').selectAll().where('backupId', '=', backupId).orderBy('startedAt').execute();
 }
 
 async function expectNothingLeft(backupId: string) {
   const row = await rowOf(backupId);
   expect(row?.status).not.toBe('completed');
   expect(row?.verifiedAt ?? null).toBeNull();
-  expect(await openUploads(world.s3, world.bucket, keyOf(backupId))).toEqual([]);
+  // MinIO lists multipart uploads only for an exact object key, so ask about each attempt's.
+  for (const attempt of await attemptsOf(backupId)) {
+    expect(await openUploads(world.s3, world.bucket, attempt.objectKey)).toEqual([]);
+    expect(attempt.finishedAt).toBeInstanceOf(Date);
+  }
   expect((await objectKeys(world.s3, world.bucket, world.keyPrefix)).filter((k) => k.includes(backupId))).toEqual([]);
+}
+
+/** The world's store with markCompleted held until release(): an attempt that uploaded and verified, paused before it completes the record. */
+function heldStore() {
+  const base = world.config.store;
+  let release!: () => void;
+  let arrived!: () => void;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  const atGate = new Promise<void>((resolve) => { arrived = resolve; });
+  const store: typeof base = {
+    ...base,
+    markCompleted: async (...args: Parameters<typeof base.markCompleted>) => {
+      arrived();
+      await released;
+      return base.markCompleted(...args);
+    },
+  };
+  return { store, atGate, release };
+}
+
+async function objectExists(key: string): Promise<boolean> {
+  return world.s3.send(new HeadObjectCommand({ Bucket: world.bucket, Key: key })).then(() => true, () => false);
 }
 
 test('SSH dropped mid-backup: failed record, no object, no multipart parts left', async () => {
   const backupId = randomUUID();
   let dropped = false;
-  const failure = await world.service().backup({
+  // Parts reach storage slowly, so the stream is still running when the cut (which first reads /proc) lands.
+  const s3 = testS3();
+  s3.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName === 'UploadPartCommand') await new Promise((resolve) => setTimeout(resolve, 500));
+    return next(args);
+  }, { step: 'initialize', name: 'slowParts' });
+  const failure = await world.service({ s3 }).backup({
     userId: world.userId, ssh: world.sshd.target, backupId, progressIntervalMs: 0,
     onProgress: (p) => {
       if (!dropped && p.phase === 'streaming' && p.bytesDone > 8 * 1024 * 1024) {
@@ -80,7 +116,7 @@ test('storage error mid-upload: failed record, upload aborted, no parts left', a
   await expectNothingLeft(backupId);
 });
 
-test('worker killed mid-backup: no completed record; the retry aborts the orphaned upload and completes', async () => {
+test('worker killed mid-backup: no completed record; the retry completes with its own object, and the prune sweeps the dead attempt\'s upload', async () => {
   const backupId = randomUUID();
   const serviceUrl = pathToFileURL(path.resolve('activities/backups/index.ts')).href;
   const dbUrl = pathToFileURL(path.resolve('db/client.ts')).href;
@@ -124,16 +160,73 @@ test('worker killed mid-backup: no completed record; the retry aborts the orphan
   child.kill('SIGKILL');
   await exited;
 
-  // What a crash leaves: a pending record and an open multipart upload with parts in it.
+  // What a crash leaves: a pending record, and an unfinished attempt with an open multipart upload holding parts.
   const row = await rowOf(backupId);
   expect(row?.status).toBe('pending');
-  expect(await openUploads(world.s3, world.bucket, keyOf(backupId))).toHaveLength(1);
+  const [dead] = await attemptsOf(backupId);
+  expect(dead?.finishedAt).toBeNull();
+  expect(await openUploads(world.s3, world.bucket, dead!.objectKey)).toHaveLength(1);
 
-  // Temporal retries the activity with the same backup id: it sweeps the orphan and completes.
+  // Temporal retries the activity with the same backup id: the retry completes with an object of its
+  // own, and leaves the dead attempt's upload alone (it cannot tell a dead attempt from a slow one).
   const done = await world.service().backup({ userId: world.userId, ssh: world.sshd.target, backupId });
   expect(done.backupId).toBe(backupId);
+  expect(done.objectKey).not.toBe(dead!.objectKey);
   expect((await rowOf(backupId))?.status).toBe('completed');
-  expect(await openUploads(world.s3, world.bucket, keyOf(backupId))).toEqual([]);
+  expect(await openUploads(world.s3, world.bucket, dead!.objectKey)).toHaveLength(1);
+
+  // Once no attempt can still be alive, the prune sweeps what the dead one left; the backup stays.
+  expect((await world.service().prune({ now: new Date(Date.now() + 3600_000) })).swept).toEqual([]);
+  const pruned = await world.service().prune({ now: new Date(Date.now() + 25 * 3600_000) });
+  expect(pruned.swept).toEqual([dead!.id]);
+  expect(await openUploads(world.s3, world.bucket, dead!.objectKey)).toEqual([]);
+  expect((await rowOf(backupId))?.status).toBe('completed');
+  expect(await objectExists(done.objectKey)).toBe(true);
+  expect((await attemptsOf(backupId)).map((a) => a.outcome)).toEqual(['swept', 'completed']);
+});
+
+test('an attempt that fails early while an older attempt still runs removes nothing of the older one', async () => {
+  const backupId = randomUUID();
+  const held = heldStore();
+  const older = world.service({ store: held.store }).backup({ userId: world.userId, ssh: world.sshd.target, backupId });
+  older.catch(() => {});
+  // The older attempt uploaded and verified its object and is about to complete the record...
+  await held.atGate;
+  // ...when Temporal's retry of the same step starts and fails early (its pre-backup step fails).
+  await expect(world.service({ preBackupCommand: 'exit 7' }).backup({ userId: world.userId, ssh: world.sshd.target, backupId }))
+    .rejects.toMatchObject({ type: ErrorType.Transient, message: expect.stringContaining('pre-backup step') });
+  held.release();
+  const done = await older;
+
+  // The completed backup stands on an object that exists, and it restores.
+  const row = await rowOf(backupId);
+  expect(row).toMatchObject({ status: 'completed', objectKey: done.objectKey, sha256: done.sha256 });
+  expect(await objectExists(done.objectKey)).toBe(true);
+  const root = path.join(world.dir, 'restore-overlap-early');
+  await world.service().restore({ backupId, ssh: world.sshd.target, root });
+  expect(await sh('sha256sum < "$1/data.bin"', path.join(root, world.config.paths[0]!))).toBe(await sh('sha256sum < "$1/src/data.bin"', world.dir));
+});
+
+test('an attempt overtaken by a newer one neither completes the backup nor removes the newer one\'s object', async () => {
+  const backupId = randomUUID();
+  const held = heldStore();
+  const older = world.service({ store: held.store }).backup({ userId: world.userId, ssh: world.sshd.target, backupId }).then(() => undefined, (e: unknown) => e);
+  await held.atGate;
+  // The retry runs to the end while the older attempt is paused before completing.
+  const newer = await world.service().backup({ userId: world.userId, ssh: world.sshd.target, backupId });
+  held.release();
+  expect(await older).toMatchObject({ type: ErrorType.Transient, message: expect.stringContaining('taken over by a newer attempt') });
+
+  const row = await rowOf(backupId);
+  expect(row).toMatchObject({ status: 'completed', objectKey: newer.objectKey, sha256: newer.sha256 });
+  // Only the newer attempt's object is left; the older one removed its own, and no upload is open.
+  expect((await objectKeys(world.s3, world.bucket, world.keyPrefix)).filter((k) => k.includes(backupId))).toEqual([newer.objectKey]);
+  const attempts = await attemptsOf(backupId);
+  for (const attempt of attempts) expect(await openUploads(world.s3, world.bucket, attempt.objectKey)).toEqual([]);
+  expect(attempts.map((a) => a.outcome)).toEqual(['superseded', 'completed']);
+  const root = path.join(world.dir, 'restore-overlap-newer');
+  await world.service().restore({ backupId, ssh: world.sshd.target, root });
+  expect(await sh('sha256sum < "$1/data.bin"', path.join(root, world.config.paths[0]!))).toBe(await sh('sha256sum < "$1/src/data.bin"', world.dir));
 });
 
 test('restore refuses a corrupt, truncated or missing object and a wrong or unknown key; restoreLatest falls back', async () => {

@@ -1,9 +1,12 @@
 /**
  * Proves incrementals and retention: after changing ~1% of a tree (edits, a new file, a deletion,
- * a rename, a mode change) the next backup stores at most 5% of the full backup's size, the chain
- * full → incremental → incremental restores exactly (deletions included), and prune deletes expired
- * backups from storage and then the database, but never a backup a kept incremental needs nor a
- * customer's newest verified backup while their retention lasts.
+ * a rename, a mode change, a file added in a read-only directory) the next backup stores at most 5%
+ * of the full backup's size, the chain full → incremental → incremental (the second renames a
+ * directory) restores exactly — deletions included, as the unprivileged account, whose restore must
+ * write into directories an earlier link made read-only — and each incremental's manifest (its
+ * parent's, updated from the archive) checks out; and prune deletes expired backups from storage and
+ * then the database, but never a backup a kept incremental needs nor a customer's newest verified
+ * backup while their retention lasts.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -15,7 +18,8 @@ beforeAll(async () => {
   world = await startBackupWorld('backup_incremental');
   source = path.join(world.dir, 'src');
   // 200 incompressible files of 128 KiB (25 MiB): compression cannot hide what was sent.
-  await sh('mkdir -p "$1" && cd "$1" && for d in a b c d; do mkdir -p $d; for i in $(seq 1 50); do head -c 131072 /dev/urandom > $d/f$i.bin; done; done', source);
+  await sh('mkdir -p "$1" && cd "$1" && for d in a b c d; do mkdir -p $d; for i in $(seq 1 50); do head -c 131072 /dev/urandom > $d/f$i.bin; done; done'
+    + ' && mkdir ro && printf "kept\\n" > ro/kept.txt && chmod 0555 ro && chown -R "$2" .', source, `${world.account.uid}:${world.account.gid}`);
 });
 afterAll(async () => {
   await world?.stop();
@@ -35,14 +39,15 @@ test('after a 1% change an incremental uploads ≤ 5% of the full backup, and th
 
   // ~1% of 25 MiB: two files rewritten, one added, one deleted, one renamed, one chmod.
   await sh('cd "$1" && head -c 131072 /dev/urandom > a/f1.bin && head -c 131072 /dev/urandom > b/f2.bin && head -c 65536 /dev/urandom > c/new.bin'
-    + ' && rm d/f3.bin && mv d/f4.bin d/f4-renamed.bin && chmod 600 a/f5.bin', source);
+    + ' && rm d/f3.bin && mv d/f4.bin d/f4-renamed.bin && chmod 600 a/f5.bin'
+    + ' && chmod 0755 ro && printf "added\\n" > ro/added.txt && chmod 0555 ro && chown "$2" c/new.bin ro/added.txt', source, `${world.account.uid}:${world.account.gid}`);
   const inc1 = await service.backup({ userId: world.userId, ssh: world.sshd.target, incremental: true });
   expect(inc1.kind).toBe('incremental');
   expect(inc1.parentId).toBe(full.backupId);
   expect(inc1.sizeBytes).toBeLessThanOrEqual(0.05 * full.sizeBytes);
   const atInc1 = await treeListing(source);
 
-  await sh('cd "$1" && rm -r c && mkdir -p e/empty && head -c 1000 /dev/urandom > e/small.bin', source);
+  await sh('cd "$1" && rm -r c && mkdir -p e/empty && head -c 1000 /dev/urandom > e/small.bin && mv b b-renamed && chown -R "$2" e', source, `${world.account.uid}:${world.account.gid}`);
   const inc2 = await service.backup({ userId: world.userId, ssh: world.sshd.target, incremental: true });
   expect(inc2.kind).toBe('incremental');
   expect(inc2.parentId).toBe(inc1.backupId);

@@ -1,5 +1,5 @@
 /**
- * Issue 6's full story through the real webhook path and the real lifecycle workflow: local billing
+ * The billing story end to end, through the real webhook path and the real lifecycle workflow: local billing
  * sends signed Stripe events → POST /webhooks/stripe → PostgreSQL → signalWithStart → the customer
  * lifecycle on the Temporal dev server (activities are the workflow-test doubles: the cloud,
  * backups and mail are not the subject here). Days are compressed so grace periods pass in seconds.
@@ -111,6 +111,8 @@ test('checkout → paid → renewal → payment failed → recovered → cancele
   view = await until(user.id, 'expired', (v) => v.stage === 'expired');
   expect(view.server).toBeNull();
   expect(view.dataKeptUntil).not.toBeNull();
+  // The stage turns expired just before the expired mail goes out.
+  for (let i = 0; i < 50 && !doubles.mails.some((m) => m.kind === 'expired'); i++) await sleep(200);
 
   const steps = doubles.steps();
   expect(steps.slice(0, 4)).toEqual(['mail welcome', 'ensureServer cx33@nbg1', 'setupAssistant', 'mail server_ready']);

@@ -8,15 +8,16 @@ import { HetznerError, toApplicationFailure } from '../../activities/cloud/hetzn
 import { ErrorType } from '../../lib/errors.ts';
 import { createLogger } from '../../lib/log.ts';
 import { startLocalCloud, type LocalCloud } from '../../sim/hetzner/local-cloud.ts';
-import { loadHetznerValidator } from '../support/openapi.ts';
+import { hetznerConformance } from '../support/openapi.ts';
 
 // Proves: every client call works against the local cloud, lists follow pagination, each error
 // family maps to its ErrorType, a 429 stops all traffic until RateLimit-Reset, bursts stay within
 // the remaining budget, and every exchange conforms to Hetzner's OpenAPI spec.
 
 const log = createLogger('hetzner-client-test', 'warn');
-const validator = loadHetznerValidator();
-if (!validator) process.stdout.write('hetzner spec not found at ../shared/specs: skipping the spec-conformance check only\n');
+const conformance = hetznerConformance();
+const validator = conformance.validator;
+if (conformance.skip) process.stdout.write('hetzner spec not found at ../shared/specs: skipping the spec-conformance check only\n');
 
 /** An OpenSSH public key line for a fresh ed25519 key (no private half kept). */
 function publicKeyLine(comment: string): string {
@@ -209,11 +210,12 @@ describe('Hetzner client against the local cloud', () => {
     }
   });
 
-  it.skipIf(!validator)('every request and response above conforms to the OpenAPI spec', () => {
-    expect(validator!.checked).toBeGreaterThan(100);
-    expect(validator!.problems).toEqual([]);
+  it.skipIf(conformance.skip)('every request and response above conforms to the OpenAPI spec', () => {
+    const checked = conformance.require();
+    expect(checked.checked).toBeGreaterThan(100);
+    expect(checked.problems).toEqual([]);
     // The validator itself catches a mismatch: a server without required fields, an unknown parameter.
-    const broken = validator!.check({
+    const broken = checked.check({
       method: 'GET', path: '/servers/1', template: '/servers/{id}', query: { colour: ['red'] },
       requestBody: undefined, status: 200, responseBody: { server: { id: 1, name: 'x' } },
     });

@@ -1,5 +1,5 @@
 /**
- * Proves invariant 3 on the SMTP path against a real maildev and real PostgreSQL: retrying the
+ * Proves invariant 3 (docs/invariants.md) on the SMTP path against a real maildev and real PostgreSQL: retrying the
  * send activity — after success, after a failure that already logged the mail as sent, after a crash
  * between hand-over and log write, after a refused hand-over, or concurrently — delivers exactly one
  * mail, counted through maildev's API.

@@ -19,9 +19,9 @@ import { useTestDatabase } from '../support/db.ts';
 import type { ProvisionInput } from '../support/provisioning-workflow.ts';
 import type { ProvisioningWorkerConfig } from '../support/provisioning-worker.ts';
 
-// Proves (issue 4): killing the worker (SIGKILL, a real child process) during provisioning, 20 times
+// Proves: killing the worker (SIGKILL, a real child process) during provisioning, 20 times
 // at random points, ends each time with exactly one server for the customer and a completed
-// workflow; and with a real worker, an unavailable first candidate falls back to the next one, while
+// workflow; and with a real worker, an unavailable or removed first candidate falls back to the next one, while
 // all candidates unavailable fails the workflow with CapacityUnavailable and creates nothing.
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -110,6 +110,12 @@ describe('provisioning under worker crashes', () => {
       const result = await (await start(fallback)).result();
       expect(result).toMatchObject({ serverType: 'cx33', location: 'nbg1', assistantVersion: 'berth-standin/1.0.0' });
       expect(await serversOf(fallback)).toHaveLength(1);
+
+      // A type Hetzner removed from GET /server_types is "not available" too: the walk goes on.
+      cloud.setFaults({ removedServerTypes: ['cx23'] });
+      const removed = await newCustomer();
+      expect(await (await start(removed)).result()).toMatchObject({ serverType: 'cx33', location: 'nbg1' });
+      expect(await serversOf(removed)).toHaveLength(1);
 
       cloud.setFaults({ unavailable: [{ serverType: 'cx23' }, { serverType: 'cx33' }] });
       const none = await newCustomer();

@@ -20,7 +20,7 @@ import { createLogger } from '../../lib/log.ts';
 import { decryptSecret, encryptSecret, masterKeysFrom } from '../../lib/secrets.ts';
 import { startLocalCloud, type LocalCloud } from '../../sim/hetzner/local-cloud.ts';
 import { useTestDatabase } from '../support/db.ts';
-import { loadHetznerValidator } from '../support/openapi.ts';
+import { hetznerConformance } from '../support/openapi.ts';
 
 // Proves, against the local cloud (real sshd servers) and real PostgreSQL: ensureServer is idempotent
 // (twice → one server) and pins the host key it injected; the customer key is stored encrypted; the
@@ -28,10 +28,13 @@ import { loadHetznerValidator } from '../support/openapi.ts';
 // without it); capacity problems are CapacityUnavailable; a server showing another host key fails
 // non-retryably with HostKeyMismatch; delete is refused without a verified backup of this customer
 // and allowed with one or with an audited override; hibernate + wake keeps the customer's files;
-// change of server type; and every exchange conforms to Hetzner's OpenAPI spec.
+// change of server type (growing the disk), refused before anything is touched when the disk would
+// shrink (ServerTypeUnfit) or the type is removed or deprecated (CapacityUnavailable, as for create and
+// wake); and every exchange conforms to Hetzner's OpenAPI spec.
 
 const log = createLogger('provisioning-test', 'warn');
-const validator = loadHetznerValidator();
+const conformance = hetznerConformance();
+const validator = conformance.validator;
 const testDb = useTestDatabase({ name: 'provisioning' });
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -191,6 +194,70 @@ describe('provisioning activities against the local cloud', () => {
     }
   });
 
+  it('a type Hetzner removed or deprecated is CapacityUnavailable (the next candidate is tried), for create and change alike', async () => {
+    const customerId = await newCustomer();
+    cloud.setFaults({
+      removedServerTypes: ['cx23'],
+      deprecatedServerTypes: [{ serverType: 'cpx22', location: 'fsn1', announced: new Date(Date.now() - 86_400_000).toISOString(), unavailableAfter: new Date(Date.now() + 30 * 86_400_000).toISOString() }],
+    });
+    try {
+      const removed = await failureOf(ensure(customerId, 'cx23', 'fsn1'));
+      expect([removed.type, removed.nonRetryable]).toEqual([ErrorType.CapacityUnavailable, false]);
+      expect(removed.message).toMatch(/cx23 no longer exists/);
+      // Announced, still orderable, but on its way out: Berth does not start new servers on it.
+      const deprecated = await failureOf(ensure(customerId, 'cpx22', 'fsn1'));
+      expect([deprecated.type, deprecated.message]).toEqual([ErrorType.CapacityUnavailable, expect.stringMatching(/cpx22 is deprecated in fsn1/)]);
+      expect(await serversOf(customerId)).toEqual([]);
+      const server = await ensure(customerId, 'cx33', 'fsn1');
+      const before = cloud.requests.length;
+      const change = await failureOf(cloudActs.changeServerType({ customerId, serverId: server.serverId, serverType: 'cx23' }));
+      expect(change.type).toBe(ErrorType.CapacityUnavailable);
+      expect(cloud.requests.slice(before).filter((r) => r.method === 'POST').map((r) => r.template)).toEqual([]);
+    } finally {
+      cloud.setFaults({});
+    }
+  });
+
+  it('a downgrade to a type with a smaller disk is refused with ServerTypeUnfit before the server is touched', async () => {
+    const customerId = await newCustomer();
+    const server = await ensure(customerId, 'cx33', 'fsn1');
+    const before = cloud.requests.length;
+    const refused = await failureOf(cloudActs.changeServerType({ customerId, serverId: server.serverId, serverType: 'cx23' }));
+    expect([refused.type, refused.nonRetryable]).toEqual([ErrorType.ServerTypeUnfit, true]);
+    expect(refused.message).toMatch(/80 GB disk is bigger than the 40 GB of cx23/);
+    // No shutdown, no change, no power-on: the customer's server kept running throughout.
+    expect(cloud.requests.slice(before).filter((r) => r.method === 'POST').map((r) => r.template)).toEqual([]);
+    expect(await hetzner.servers.get(Number(server.serverId))).toMatchObject({ status: 'running', server_type: { name: 'cx33' }, primary_disk_size: 80 });
+    // What Hetzner itself answers when asked anyway (the local cloud follows its rule).
+    await hetzner.actions.waitFor(await hetzner.servers.powerOff(Number(server.serverId)));
+    const direct = await hetzner.servers.changeType(Number(server.serverId), 'cx23', false).then(() => undefined, (err: unknown) => err);
+    expect(direct).toMatchObject({ status: 422, code: 'invalid_server_type', type: ErrorType.ServerTypeUnfit });
+    await cloudActs.powerOn({ customerId, serverId: server.serverId });
+  });
+
+  it('a server woken from a snapshot passes over a removed type, and a type too small for the snapshot is ServerTypeUnfit', async () => {
+    const customerId = await newCustomer();
+    const server = await ensure(customerId, 'cx33', 'fsn1');
+    const row = (await findServerByProviderId(testDb.db, Number(server.serverId)))!;
+    const b = await startBackup(testDb.db, { userId: customerId, serverId: row.id, kind: 'full', parentId: null, objectKey: `k/${randomUUID()}`, encryptionKeyId: 'k1' });
+    await completeBackup(testDb.db, b.id, { sizeBytes: 10, sha256: 'a'.repeat(64) });
+    await markBackupVerified(testDb.db, b.id);
+    const { snapshotId } = await cloudActs.hibernate({ customerId, serverId: server.serverId, verifiedBackupId: b.id });
+    cloud.setFaults({ removedServerTypes: ['cx33'] });
+    try {
+      const gone = await failureOf(cloudActs.wakeFromSnapshot({ customerId, snapshotId, serverType: 'cx33', location: 'fsn1' }));
+      expect(gone.type).toBe(ErrorType.CapacityUnavailable);
+      const small = await failureOf(cloudActs.wakeFromSnapshot({ customerId, snapshotId, serverType: 'cx23', location: 'fsn1' }));
+      expect([small.type, small.message]).toEqual([ErrorType.ServerTypeUnfit, expect.stringMatching(/80 GB disk is bigger than the 40 GB of cx23/)]);
+      expect(await serversOf(customerId)).toEqual([]);
+      const woken = await cloudActs.wakeFromSnapshot({ customerId, snapshotId, serverType: 'cpx32', location: 'nbg1' });
+      expect(woken).toMatchObject({ serverType: 'cpx32', location: 'nbg1' });
+      expect((await serversOf(customerId)).map((s) => String(s.id))).toEqual([woken.serverId]);
+    } finally {
+      cloud.setFaults({});
+    }
+  });
+
   it('a server answering with a different host key fails non-retryably with HostKeyMismatch', async () => {
     const customerId = await newCustomer();
     const server = await ensure(customerId);
@@ -285,15 +352,17 @@ describe('provisioning activities against the local cloud', () => {
     const server = await ensure(customerId);
     const changed = await cloudActs.changeServerType({ customerId, serverId: server.serverId, serverType: 'cx33' });
     expect(changed).toMatchObject({ serverId: server.serverId, serverType: 'cx33' });
-    expect((await hetzner.servers.get(Number(server.serverId))).status).toBe('running');
+    // The customer gets the disk of the plan's type (upgrade_disk).
+    expect(await hetzner.servers.get(Number(server.serverId))).toMatchObject({ status: 'running', primary_disk_size: 80 });
     await cloudActs.powerOff({ customerId, serverId: server.serverId });
     expect((await hetzner.servers.get(Number(server.serverId))).status).toBe('off');
     await cloudActs.powerOn({ customerId, serverId: server.serverId });
     expect((await findServerByProviderId(testDb.db, Number(server.serverId)))?.serverType).toBe('cx33');
   });
 
-  it.skipIf(!validator)('every exchange with the local cloud conforms to the OpenAPI spec', () => {
-    expect(validator!.checked).toBeGreaterThan(20);
-    expect(validator!.problems).toEqual([]);
+  it.skipIf(conformance.skip)('every exchange with the local cloud conforms to the OpenAPI spec', () => {
+    const checked = conformance.require();
+    expect(checked.checked).toBeGreaterThan(20);
+    expect(checked.problems).toEqual([]);
   });
 });

@@ -12,6 +12,8 @@ import { createStripeClient, stripeApiVersion } from '../../activities/billing/s
 import { createUser } from '../../db/repositories/users.ts';
 import { startStripeMock, type StripeMockServer } from '../../scripts/services/stripe-mock.ts';
 import { useTestDatabase } from '../support/db.ts';
+import { assertStripeEndpointsSupported, checkWebhookEndpoints } from '../../activities/billing/api-versions.ts';
+import { freePort } from '../../scripts/services/process.ts';
 import { startRecordingProxy, type RecordingProxy } from '../support/recording-proxy.ts';
 
 const database = useTestDatabase({ name: 'stripe_sessions' });
@@ -106,5 +108,36 @@ describe('Checkout and Portal sessions against stripe-mock', () => {
     // Synced twice: upsert by Stripe id, no duplicates.
     await syncInvoices({ stripe: stripe(), db: database.db }, user.id);
     expect(await database.db.selectFrom('invoices').select('id').where('userId', '=', user.id).execute()).toHaveLength(written);
+  });
+});
+
+describe('the start-up check of the webhook endpoints, against stripe-mock', () => {
+  // stripe-mock's fixture: one enabled endpoint at https://example.com/my/webhook/endpoint, with no
+  // version of its own; its events name none either. The verdicts themselves are unit-tested.
+  const fixtureUrl = 'https://example.com/my/webhook/endpoint';
+  const logged: string[] = [];
+  const log = { info: (_o: object, msg: string) => logged.push(`info: ${msg}`), warn: (_o: object, msg: string) => logged.push(`warn: ${msg}`) };
+
+  test("lists the account's endpoints and asks for the account's version when an endpoint of this app has none", async () => {
+    proxy.requests.length = 0;
+    const check = await checkWebhookEndpoints(stripe(), fixtureUrl);
+    expect(check.endpoints).toEqual([{ id: expect.stringMatching(/^we_/), apiVersion: null, effectiveVersion: null }]);
+    expect(check.problems).toEqual([]);
+    expect(check.warnings[0]).toMatch(/account's default API version, which is not known yet/);
+    expect(proxy.requests.map((r) => [r.method, r.path, r.status])).toEqual([['GET', '/v1/webhook_endpoints', 200], ['GET', '/v1/events', 200]]);
+  });
+
+  test('an app no endpoint delivers to starts with a warning', async () => {
+    logged.length = 0;
+    const check = await assertStripeEndpointsSupported(stripe(), 'https://berth.example/webhooks/stripe', log);
+    expect(check?.endpoints).toEqual([]);
+    expect(logged[0]).toMatch(/^warn: no enabled Stripe webhook endpoint delivers to https:\/\/berth\.example/);
+  });
+
+  test('an unreachable Stripe is logged and does not stop the start', async () => {
+    logged.length = 0;
+    const down = createStripeClient({ secretKey: 'sk_test_berthlocal', host: '127.0.0.1', port: await freePort(), protocol: 'http', maxNetworkRetries: 0 });
+    expect(await assertStripeEndpointsSupported(down, fixtureUrl, log)).toBeNull();
+    expect(logged).toEqual(['warn: could not list Stripe webhook endpoints: their API version is not checked']);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The Stripe webhook path end to end: signed HTTP request → express router → PostgreSQL (own
  * schema) → signalWithStart to a real Temporal dev server, where a recorder workflow (test/support)
- * counts what reached it. Proves invariant 4 (each event takes effect once) and order-independence.
+ * counts what reached it. Proves invariant 4 (docs/invariants.md: each event takes effect once) and order-independence.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -23,6 +23,8 @@ import { createUser } from '../../db/repositories/users.ts';
 import { createLogger } from '../../lib/log.ts';
 import { billingEventSignal, recorderStateQuery, type RecorderState } from '../support/billing-recorder-workflow.ts';
 import { useTestDatabase } from '../support/db.ts';
+import { inLegacyVersion, inVersion, legacyVersion } from '../support/stripe-versions.ts';
+import { listStripeEventsNeedingAttention } from '../../activities/billing/store.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const database = useTestDatabase({ name: 'stripe_webhooks' });
@@ -214,6 +216,36 @@ describe('POST /webhooks/stripe, exactly once', () => {
   });
 });
 
+describe('events of an API version Berth does not read', () => {
+  test('a 2024-06-20 subscription update is acknowledged (not 500), recorded for an operator, delivered to no workflow, and skipped by reconciliation', async () => {
+    const userId = await newUser();
+    // The reported case: the period on the subscription, items carrying only their price.
+    const event = inLegacyVersion(story(userId)[4]!);
+    expect(await deliver(event)).toEqual({ status: 200, outcome: 'needs_attention' });
+    expect(await deliver(event)).toEqual({ status: 200, outcome: 'needs_attention' });
+
+    const rows = await database.db.selectFrom('stripeEvents').selectAll().where('eventId', '=', event.id).execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ type: 'customer.subscription.updated', apiVersion: legacyVersion, processedAt: null });
+    expect(rows[0]!.attention).toMatch(/2024-06-20.*older than 2025-03-31\.basil/);
+    expect((await listStripeEventsNeedingAttention(database.db)).map((r) => r.eventId)).toContain(event.id);
+    // No half-read effect: no customer link, no workflow.
+    expect((await dbState(userId)).customer).toBeUndefined();
+    await expect(client.workflow.getHandle(`customer-${userId}`).describe()).rejects.toThrow();
+
+    const stripe = { events: { list: () => [{ ...event, created: Math.floor(Date.now() / 1000) - 60 }] } } as unknown as Stripe;
+    const again = await reconcileStripeEvents({ db: database.db, plans, delivery: { deliver: async () => { throw new Error('must not deliver'); } }, log, stripe });
+    expect(again).toMatchObject({ listed: 1, replayed: 0 });
+  });
+
+  test('the same story in an older supported version (2025-09-30.clover) takes effect like the pinned one', async () => {
+    const userId = await newUser();
+    for (const event of story(userId).slice(0, 3)) expect(await deliver(inVersion(event, '2025-09-30.clover'))).toEqual({ status: 200, outcome: 'processed' });
+    const wf = await eventually(() => workflowState(userId), (s) => s.eventIds.length === 3);
+    expect(wf).toMatchObject({ plan: 'pro', payment: 'paid' });
+  });
+});
+
 describe('out-of-order delivery', () => {
   test('shuffled orderings of a subscription\'s events converge to the same database and workflow state', async () => {
     const states = [];
@@ -287,6 +319,47 @@ describe('local billing through the real webhook path', () => {
     const invoices = (await dbState(userId)).invoices;
     expect(invoices.map((i) => i.status)).toEqual(['paid', 'paid', 'paid']);
     expect(wf.deliveries).toBe(wf.eventIds.length);
+  });
+
+  test('a checkout paid by SEPA Direct Debit completes unpaid; the debit succeeds or fails days later, as Stripe reports it', async () => {
+    const post = (userId: string, action: string) => fetch(`${baseUrl}/local-billing/dev/${userId}/${action}`, { method: 'POST' })
+      .then(async (r) => ({ status: r.status, body: (await r.json()) as { events?: { type: string; status: number }[]; error?: string } }));
+    const payBySepa = async (userId: string) => {
+      const checkout = await local.sessions.createCheckoutSession({ userId, email: 'sepa@example.com', plan: 'starter', requestId: 'sepa' });
+      expect(await (await fetch(checkout.url)).text()).toContain('SEPA Direct Debit');
+      const paid = await fetch(`${checkout.url}/pay`, { method: 'POST', body: new URLSearchParams({ method: 'sepa_debit' }), redirect: 'manual' });
+      expect(paid.status).toBe(303);
+    };
+
+    const payer = await newUser();
+    await payBySepa(payer);
+    let wf = await eventually(() => workflowState(payer), (s) => s.eventIds.length === 2);
+    expect(wf).toMatchObject({ status: 'incomplete', checkoutPaid: false, payment: null });
+    expect((await dbState(payer)).invoices).toEqual([]);
+    expect(await post(payer, 'renew')).toMatchObject({ status: 409, body: { error: expect.stringMatching(/still pending/) } });
+    const settled = await post(payer, 'debit_paid');
+    expect(settled.body.events!.map((e) => [e.type, e.status])).toEqual([
+      ['checkout.session.async_payment_succeeded', 200], ['invoice.paid', 200], ['customer.subscription.updated', 200],
+    ]);
+    wf = await eventually(() => workflowState(payer), (s) => s.eventIds.length === 5);
+    expect(wf).toMatchObject({ status: 'active', checkoutPaid: true, payment: 'paid', plan: 'starter' });
+    expect((await dbState(payer)).invoices.map((i) => i.status)).toEqual(['paid']);
+    expect(local.subscription(payer)!.status).toBe('active');
+
+    const bounced = await newUser();
+    await payBySepa(bounced);
+    expect((await post(bounced, 'debit_failed')).body.events!.map((e) => e.type)).toEqual([
+      'checkout.session.async_payment_failed', 'invoice.payment_failed', 'customer.subscription.updated',
+    ]);
+    wf = await eventually(() => workflowState(bounced), (s) => s.eventIds.length === 5);
+    expect(wf).toMatchObject({ status: 'incomplete_expired', checkoutPaid: false, payment: 'failed' });
+    expect((await dbState(bounced)).invoices.map((i) => i.status)).toEqual(['open']);
+    expect(await post(bounced, 'renew')).toMatchObject({ status: 409, body: { error: expect.stringMatching(/never started/) } });
+  });
+
+  test('the checkout refuses a payment method it does not offer', async () => {
+    const checkout = await local.sessions.createCheckoutSession({ userId: await newUser(), email: 'x@example.com', plan: 'starter', requestId: 'm' });
+    expect((await fetch(`${checkout.url}/pay`, { method: 'POST', body: new URLSearchParams({ method: 'bitcoin' }), redirect: 'manual' })).status).toBe(400);
   });
 
   test('the dev trigger refuses a user without a local subscription', async () => {

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -42,8 +42,10 @@ export interface BackupWorld {
   /** Unique object key prefix of this suite. */
   keyPrefix: string;
   userId: string;
-  /** Local scratch directory; the sshd serves the same filesystem. */
+  /** Local scratch directory, owned by the login account; the sshd serves the same filesystem. */
   dir: string;
+  /** The unprivileged account the service logs in as (production's `berth`); trees it backs up are its own. */
+  account: TestSshd['account'];
   /** The service's base config: pass overrides to service(). */
   config: BackupServiceConfig;
   service: (overrides?: Partial<BackupServiceConfig>) => ReturnType<typeof createBackupService>;
@@ -51,12 +53,15 @@ export interface BackupWorld {
 }
 
 /**
- * sshd + migrated scratch schema + a user + a backup service backing up `<dir>/src` (relative to /).
+ * sshd (logging in as an unprivileged account, as production does) + migrated scratch schema + a
+ * user + a backup service backing up `<dir>/src` (relative to /).
  * `sshdConfig`: extra sshd_config lines (e.g. a ForceCommand that plays a hostile shell).
  */
 export async function startBackupWorld(name: string, opts: { sshdConfig?: string[] } = {}): Promise<BackupWorld> {
   const dir = await mkdtemp(path.join(tmpdir(), `berth-${name}-`));
   const [sshd, database] = await Promise.all([startSshd({ config: opts.sshdConfig }), createTestDatabase({ name })]);
+  // The account's state directory and restore targets live here, as its home would hold them.
+  await chown(dir, sshd.account.uid, sshd.account.gid);
   const user = await database.db.insertInto('users')
     .values({ email: `${name}-${randomBytes(3).toString('hex')}@example.test`, passwordHash: 'x', name })
     .returning('id').executeTakeFirstOrThrow();
@@ -73,7 +78,7 @@ export async function startBackupWorld(name: string, opts: { sshdConfig?: string
     partSize: 5 * 1024 * 1024,
   };
   return {
-    sshd, database, s3, bucket, keyPrefix, userId: user.id, dir, config,
+    sshd, database, s3, bucket, keyPrefix, userId: user.id, dir, account: sshd.account, config,
     service: (overrides = {}) => createBackupService({ ...config, ...overrides }),
     async stop() {
       await sshd.stop();
@@ -100,13 +105,26 @@ export async function sh(script: string, ...args: string[]): Promise<string> {
   return stdout;
 }
 
+/** The entries of {@link buildHostileTree} a backup must leave out, and why (relative paths). */
+export const hostileTreeSkipped = [
+  { path: 'device', reason: 'device' },
+  { path: 'foreign-dir', reason: 'unreadable' },
+  { path: 'foreign-secret', reason: 'unreadable' },
+  { path: 'private', reason: 'unreadable' },
+  { path: 'socket', reason: 'socket' },
+] as const;
+
 /**
  * A tree built to break naive backups: symlinks (relative, absolute, dangling, to a directory),
  * hardlinks, a sparse file, a FIFO, unicode/space/newline/quote/dash names, empty files and
- * directories, a deep path, a 255-byte name, odd modes (setuid, sticky, 000), foreign owners,
- * nanosecond mtimes on files, directories and symlinks, and a large file of `bigBytes`.
+ * directories, a deep path, a 255-byte name, odd modes (setuid, sticky, read-only directory),
+ * nanosecond mtimes on files, directories and symlinks, and a large file of `bigBytes`. It belongs to
+ * `owner` ("uid:gid", the account that backs it up), except what a tool run with sudo leaves behind:
+ * entries of other users that the account can read (a file, a directory, a symlink) and that it
+ * cannot (a 0600 file, a 0700 directory), plus the account's own unreadable file (mode 000), a device
+ * node and a socket ({@link hostileTreeSkipped}).
  */
-export async function buildHostileTree(dir: string, bigBytes: number): Promise<void> {
+export async function buildHostileTree(dir: string, bigBytes: number, owner: string): Promise<void> {
   await sh(`
     mkdir -p "$1" && cd "$1"
     printf 'hello\\n' > plain.txt
@@ -117,8 +135,9 @@ export async function buildHostileTree(dir: string, bigBytes: number): Promise<v
     printf 'dash\\n' > ./-dash
     printf 'back\\\\slash\\n' > 'back\\slash'
     : > empty-file
-    mkdir -p empty-dir 'nested/empty/dir' sticky
+    mkdir -p empty-dir 'nested/empty/dir' sticky read-only/inner
     chmod 1777 sticky
+    printf 'kept\\n' > read-only/inner/kept.txt && chmod 0555 read-only/inner read-only
     d=deep; for i in $(seq 1 40); do d="$d/level$i"; done; mkdir -p "$d"; printf 'deep\\n' > "$d/leaf.txt"
     printf 'long\\n' > "$(printf 'n%.0s' $(seq 1 255))"
     ln -s plain.txt link-to-file
@@ -134,11 +153,40 @@ export async function buildHostileTree(dir: string, bigBytes: number): Promise<v
     printf 'secret\\n' > private && chmod 000 private
     printf '#!/bin/sh\\n' > setuid && chmod 4755 setuid
     chmod 0640 random.bin
-    chown 1234:5678 random.bin && chown -h 4321:8765 link-to-file && chown 2222:3333 nested
+    chown -R "$2" .
+    printf 'foreign\\n' > foreign-readable && chown 4242:4243 foreign-readable && chmod 0444 foreign-readable
+    printf 'foreign secret\\n' > foreign-secret && chown 4242:4243 foreign-secret && chmod 0600 foreign-secret
+    mkdir foreign-dir && printf 'inside\\n' > foreign-dir/inside && chown -R 4242:4243 foreign-dir && chmod 0700 foreign-dir
+    chown -h 4321:8765 link-to-file && chown 2222:3333 nested
+    mknod device c 1 3
+    python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' socket
     touch -d '2001-02-03 04:05:06.123456789' plain.txt
     touch -h -d '2002-03-04 05:06:07.987654321' link-to-file dangling-link
     find . -depth -type d -exec touch -d '2003-04-05 06:07:08.555555555' {} +
-  `.replace(/^\s+/gm, ''), dir);
+  `.replace(/^\s+/gm, ''), dir, owner);
+}
+
+/**
+ * What a restore by the account must produce from a tree: `listing` (a {@link treeListing}) without
+ * the entries the backup left out (`skipped`, relative paths, with everything under them; a directory
+ * left out is one link fewer on its parent), and with every entry owned by the account.
+ */
+export function restoredByAccount(listing: readonly string[], skipped: readonly string[], owner: string): string[] {
+  const relOf = (line: string) => line.slice(line.indexOf('|') + 1, line.lastIndexOf(' '));
+  const isSkipped = (rel: string) => skipped.some((s) => rel === `./${s}` || rel.startsWith(`./${s}/`));
+  const lostLinks = new Map<string, number>();
+  for (const line of listing) {
+    const rel = relOf(line);
+    if (line.startsWith('d ') && skipped.some((s) => rel === `./${s}`)) lostLinks.set(path.dirname(rel), (lostLinks.get(path.dirname(rel)) ?? 0) + 1);
+  }
+  return listing
+    .filter((line) => !isSkipped(relOf(line)))
+    .map((line) => {
+      const fields = line.split(' ');
+      fields[2] = owner;
+      fields[5] = String(Number(fields[5]) - (line.startsWith('d ') ? lostLinks.get(relOf(line)) ?? 0 : 0));
+      return fields.join(' ');
+    });
 }
 
 /**

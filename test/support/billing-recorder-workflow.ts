@@ -16,13 +16,17 @@ export interface RecorderState {
   cancelAtPeriodEnd: boolean | null;
   /** Last known payment state: 'paid' | 'failed' | 'ended'. */
   payment: string | null;
+  /** Last known subscription status. */
+  status: string | null;
+  /** Whether the newest checkout event brought money (false: a delayed method not paid yet). */
+  checkoutPaid: boolean | null;
 }
 
 export const billingEventSignal = defineSignal<[BillingEvent]>('billingEvent');
 export const recorderStateQuery = defineQuery<RecorderState>('recorderState');
 
 export async function billingRecorder(_userId: string): Promise<void> {
-  const state: RecorderState = { deliveries: 0, eventIds: [], accessEndsAt: null, plan: null, cancelAtPeriodEnd: null, payment: null };
+  const state: RecorderState = { deliveries: 0, eventIds: [], accessEndsAt: null, plan: null, cancelAtPeriodEnd: null, payment: null, status: null, checkoutPaid: null };
   const newest: Record<string, string> = {};
   const take = <K extends keyof RecorderState>(field: K, value: RecorderState[K] | null | undefined, created: string) => {
     if (value === null || value === undefined) return;
@@ -39,6 +43,8 @@ export async function billingRecorder(_userId: string): Promise<void> {
     take('cancelAtPeriodEnd', event.cancelAtPeriodEnd, event.created);
     const payment = { invoice_paid: 'paid', payment_failed: 'failed', subscription_deleted: 'ended' }[event.type as string];
     take('payment', payment ?? null, event.created);
+    take('status', event.subscriptionStatus, event.created);
+    take('checkoutPaid', event.type === 'checkout_completed' ? (event.paid ?? true) : null, event.created);
   });
   setHandler(recorderStateQuery, () => state);
   await condition(() => false);

@@ -5,6 +5,7 @@
  */
 import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 import { createHetznerClient } from '../../activities/cloud/hetzner/client.ts';
+import { heartbeatInterceptor } from '../../activities/heartbeat.ts';
 import { createCloudActivities } from '../../activities/cloud/provisioning.ts';
 import { createDb } from '../../db/client.ts';
 import { createLogger } from '../../lib/log.ts';
@@ -31,7 +32,6 @@ const activities = createCloudActivities({
   userDataVariant: 'local',
   gatewayHost: 'server-address',
   ssh: { pollMs: 100, waitMs: 30_000, installWaitMs: 60_000 },
-  heartbeatMs: 500,
 });
 const connection = await NativeConnection.connect({ address: config.temporalAddress });
 const worker = await Worker.create({
@@ -39,6 +39,7 @@ const worker = await Worker.create({
   taskQueue: config.taskQueue,
   workflowBundle: { codePath: config.bundlePath },
   activities,
+  interceptors: { activity: [heartbeatInterceptor] },
   // No sticky cache: after a kill, the next worker picks the workflow up at once.
   maxCachedWorkflows: 0,
   shutdownGraceTime: '100ms',

@@ -1,5 +1,5 @@
 /**
- * The backup activity forwards progress to the workflow (issue 5: progress visible in the state query)
+ * The backup activity forwards progress to the workflow (progress visible in the state query)
  * without flooding its history: the first report at once, then at most one per 10 s, never failing the backup.
  */
 import { describe, expect, it } from 'vitest';

@@ -186,3 +186,36 @@ test('.env.example documents exactly the variables the processes read, each with
   expect(documented.map((d) => d.name).sort()).toEqual([...read].sort());
   expect(documented.filter((d) => !d.commented)).toEqual([]);
 });
+
+describe('cloud projects and secret files', () => {
+  const token = 'hcloud-token-that-must-never-be-echoed';
+
+  test('HCLOUD_PROJECTS is read as a list of named projects, in order', () => {
+    const config = parseWorkerConfig({ HCLOUD_PROJECTS: JSON.stringify([{ name: 'p1', token, serverLimit: 100 }, { name: 'p2', token: `${token}2` }]) });
+    expect(config.HCLOUD_PROJECTS).toEqual([{ name: 'p1', token, serverLimit: 100 }, { name: 'p2', token: `${token}2` }]);
+  });
+
+  test.each([
+    ['not JSON', `[{name:p1,token:${token}}]`, /must be JSON/],
+    ['an empty list', '[]', /at least one project/],
+    ['a project without a token', '[{"name":"p1"}]', /HCLOUD_PROJECTS/],
+    ['a bad server limit', `[{"name":"p1","token":"${token}","serverLimit":0}]`, /positive whole number/],
+    ['a name used twice', `[{"name":"p1","token":"${token}"},{"name":"p1","token":"${token}x"}]`, /unique/],
+  ])('HCLOUD_PROJECTS with %s is refused by name, without echoing a token', (_what, value, message) => {
+    let error: unknown;
+    try {
+      parseWorkerConfig({ HCLOUD_PROJECTS: value });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(message);
+    expect((error as ConfigError).message).toContain('HCLOUD_PROJECTS');
+    expect((error as ConfigError).message).not.toContain(token);
+  });
+
+  test('NAME_FILE is refused next to NAME, and an unknown _FILE variable is left alone', () => {
+    expect(() => parseApiConfig({ SESSION_SECRET: 'x'.repeat(40), SESSION_SECRET_FILE: '/dev/null' })).toThrow(/SESSION_SECRET_FILE\s+set SESSION_SECRET or SESSION_SECRET_FILE, not both/);
+    expect(parseApiConfig({ SOME_TOOL_CONFIG_FILE: '/no/such/file' }).PORT).toBe(localDefaults.PORT);
+  });
+});

@@ -10,7 +10,7 @@ import { createStripeWebhookRouter } from '../../api/webhooks/stripe.ts';
 import type { Db } from '../../db/database.ts';
 import { createLogger } from '../../lib/log.ts';
 
-// Invariant 4: forged or stale-signature events are rejected with 400 before anything reads them.
+// Invariant 4 (docs/invariants.md): forged or stale-signature events are rejected with 400 before anything reads them.
 // The database is a trap: any use of it fails the test, so a 400 proves nothing was processed.
 
 const secret = `whsec_${randomBytes(24).toString('hex')}`;

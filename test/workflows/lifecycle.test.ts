@@ -6,22 +6,20 @@
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
-import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
+import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType } from '../../lib/errors.ts';
 import {
-  approveDeletionWithoutBackupUpdate, backupNowUpdate, backupProgressSignal, billingEventSignal, powerOffUpdate, stateQuery, userActivitySignal,
+  approveDeletionWithoutBackupUpdate, backupNowUpdate, backupProgressSignal, powerOffUpdate, stateQuery, userActivitySignal,
   type BillingEvent, type LifecycleView,
 } from '../../workflows/messages.ts';
 import { NeedsAttentionKey, StageKey, ServerIdKey } from '../../workflows/search-attributes.ts';
 import type { LifecycleConfig } from '../../workflows/deadlines.ts';
 import { createLifecycleDoubles, type LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
-import { billingEvent, bundleLifecycleWorkflows, createLifecycleTestEnv, day, iso, testConfig, withWorker } from './support.ts';
+import { billingEvent, bundleLifecycleWorkflows, createLifecycleTestEnv, day, iso, runStory, settled, testConfig, type StoryScript } from './support.ts';
 import { spreadHash } from '../../workflows/deadlines.ts';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
-let seq = 0;
 
 beforeAll(async () => {
   bundle = await bundleLifecycleWorkflows();
@@ -34,48 +32,9 @@ afterEach(async () => {
   await env?.teardown();
 });
 
-/** One customer's story: start by signal, let virtual time pass, always terminate at the end. */
-async function story(doubles: LifecycleDoubles, config: Partial<LifecycleConfig>,
-  script: (ctx: { handle: WorkflowHandle<typeof customerLifecycle>; t0: number; signal: (e: BillingEvent) => Promise<void>; at: (ms: number) => Promise<void> }) => Promise<void>,
-  first?: (t0: number) => BillingEvent): Promise<WorkflowHandle<typeof customerLifecycle>> {
-  const customerId = `c${++seq}`;
-  return withWorker(env, bundle, doubles, async (taskQueue) => {
-    const t0 = await env.currentTimeMs();
-    const start = first?.(t0);
-    const handle = start
-      ? await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: billingEventSignal, signalArgs: [start] })
-      : await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: userActivitySignal, signalArgs: [{ source: 'registration' }] });
-    const at = async (ms: number): Promise<void> => {
-      const now = await env.currentTimeMs();
-      await env.sleep(Math.max(1, t0 + ms - now));
-      await settled(handle);
-    };
-    const signal = (e: BillingEvent) => handle.signal(billingEventSignal, e);
-    try {
-      await env.sleep(1_000);
-      await script({ handle, t0, signal, at });
-    } finally {
-      const { status } = await handle.describe();
-      if (status.name === 'RUNNING') await handle.terminate('test over');
-    }
-    return handle;
-  });
-}
-
-/**
- * Waits (in real time, briefly) until the workflow has no workflow task and no activity attempt in
- * flight, so a loaded machine cannot make an assertion look at a state the workflow is still
- * computing. Activities waiting out a retry backoff do not count: virtual time moves those on.
- */
-async function settled(handle: WorkflowHandle<typeof customerLifecycle>, limitMs = 15_000): Promise<void> {
-  const giveUpAt = Date.now() + limitMs;
-  while (Date.now() < giveUpAt) {
-    const { raw, status } = await handle.describe();
-    if (status.name !== 'RUNNING') return;
-    const busyActivity = (raw.pendingActivities ?? []).some((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
-    if (!raw.pendingWorkflowTask && !busyActivity) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** One customer's story on this file's test server (support.ts runStory). */
+function story(doubles: LifecycleDoubles, config: Partial<LifecycleConfig>, script: StoryScript, first?: (t0: number) => BillingEvent) {
+  return runStory(env, bundle, doubles, config, script, first);
 }
 
 /** The message of the failure an update was rejected with (the validator's or handler's error). */
@@ -297,7 +256,7 @@ describe('customer lifecycle', () => {
       await at(day + 120_000);
       expect((await handle.query(stateQuery)).stage).toBe('active');
     }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
-    expect(doubles.steps()).toEqual([...provisioned, ...(policy === 'stop' ? ['powerOff', 'powerOn'] : ['createBackup before_hibernate', 'hibernate', 'wakeFromSnapshot'])]);
+    expect(doubles.steps()).toEqual([...provisioned, ...(policy === 'stop' ? ['powerOff', 'powerOn'] : ['createBackup before_hibernate', 'hibernate', 'wakeFromSnapshot cx23@nbg1'])]);
     expect(doubles.servers.size).toBe(1);
   });
 
@@ -412,7 +371,8 @@ describe('customer lifecycle', () => {
       // The update keeps virtual time still while the activity is held (only result() and sleep() skip it).
       const done = handle.executeUpdate(backupNowUpdate);
       let during: LifecycleView['backupInProgress'] = null;
-      for (let i = 0; i < 200 && during?.bytesDone !== 512; i++) {
+      // Generous: on a loaded machine the signal may take seconds to arrive.
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline && during?.bytesDone !== 512;) {
         during = (await handle.query(stateQuery)).backupInProgress;
         if (during?.bytesDone !== 512) await new Promise((resolve) => setTimeout(resolve, 25));
       }
@@ -430,6 +390,103 @@ describe('customer lifecycle', () => {
       expect((await handle.query(stateQuery)).backupInProgress).toBeNull();
     }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
     expect(doubles.steps()).toEqual([...provisioned, 'createBackup manual']);
+  });
+
+  it('plan downgrade to a type with a smaller disk: rebuilt from a verified backup on the new plan, never bounced in a loop', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(60_000);
+      expect(doubles.steps()).toEqual(['mail welcome', 'ensureServer cx33@nbg1', 'setupAssistant', 'mail server_ready']);
+      // Pro (cx33, 80 GB) → Starter (cx23 and cpx12, 40 GB): Hetzner cannot shrink the disk in place.
+      await signal(billingEvent('evt_2', 'subscription_updated', t0 + 120_000, { plan: 'starter' }));
+      await at(6 * 3_600_000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ stage: 'active', plan: 'starter', needsAttention: false, server: { serverType: 'cx23', power: 'running' } });
+      expect(view.timeline.map((e) => e.what).join('\n')).toMatch(/cx23, cpx12 cannot take server srv-\d+ in place; deleted after verified backup bak-\d+/);
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'pro' }));
+    const backup = doubles.backups.find((b) => b.reason === 'before_plan_change')!;
+    expect(doubles.steps()).toEqual([
+      'mail welcome', 'ensureServer cx33@nbg1', 'setupAssistant', 'mail server_ready',
+      // Each type refused once, before the server was touched: no stop/start at all, let alone every hour.
+      'changeServerType cx23 ✗', 'changeServerType cpx12 ✗',
+      'createBackup before_plan_change', 'deleteServer (verified backup)', 'audit server_deleted',
+      'ensureServer cx23@nbg1', 'setupAssistant', 'latestVerifiedBackup', `restoreBackup ${backup.backupId}`, 'mail server_ready',
+    ]);
+    expect(doubles.calls.filter((c) => c.name === 'powerOff' || c.name === 'powerOn')).toEqual([]);
+    // Invariants 2 and 1 (docs/invariants.md): one server, the new one; the old one went only with that verified backup.
+    expect([...doubles.servers.values()].map((s) => [s.serverType, s.diskGb])).toEqual([['cx23', 40]]);
+    expect(doubles.calls.find((c) => c.name === 'deleteServer')!.input).toMatchObject({ verifiedBackupId: backup.backupId });
+    expect(doubles.mails.at(-1)).toMatchObject({ kind: 'server_ready', data: { restored: true, plan: 'starter' } });
+  });
+
+  it('plan upgrade changes the type in place, passing over a type that cannot be had', async () => {
+    const doubles = createLifecycleDoubles({ unavailableServerTypes: ['cx33'] });
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(60_000);
+      await signal(billingEvent('evt_2', 'subscription_updated', t0 + 120_000, { plan: 'pro' }));
+      await at(3_600_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ plan: 'pro', needsAttention: false, server: { serverType: 'cpx32' } });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([...provisioned, 'changeServerType cx33 ✗', 'changeServerType cpx32']);
+    expect([...doubles.servers.values()].map((s) => [s.serverType, s.diskGb])).toEqual([['cpx32', 160]]);
+  });
+
+  it('a plan change that fails otherwise is not retried every hour: NeedsAttention, the server keeps its type', async () => {
+    const doubles = createLifecycleDoubles();
+    let attempts = 0;
+    doubles.activities.changeServerType = async () => {
+      attempts += 1;
+      throw ApplicationFailure.nonRetryable('change_type action failed', ErrorType.InvalidInput);
+    };
+    await story(doubles, testConfig(), async ({ handle, t0, signal, at }) => {
+      await at(60_000);
+      await signal(billingEvent('evt_2', 'subscription_updated', t0 + 120_000, { plan: 'pro' }));
+      await at(5 * 3_600_000);
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ plan: 'pro', needsAttention: true });
+      expect(view.attentionReason).toMatch(/plan pro: changing the server type to cx33 failed/);
+      expect(attempts).toBe(1);
+      // The next billing event that names the plan (a renewal, say) gives it one more try.
+      await signal(billingEvent('evt_3', 'subscription_updated', t0 + 5 * 3_600_000 + 1000, { plan: 'pro' }));
+      await at(6 * 3_600_000);
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(attempts).toBe(2);
+  });
+
+  it('waking a hibernated server whose type is gone falls back to the plan\'s current candidates', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig({ idle: { afterMs: day, policy: 'hibernate' } }), async ({ handle, at }) => {
+      await at(day + 60_000);
+      expect((await handle.query(stateQuery)).stage).toBe('idle');
+      // Hetzner removed (or deprecated) cx23 while the server slept.
+      doubles.options.unavailableServerTypes = ['cx23'];
+      await handle.signal(userActivitySignal, { source: 'dashboard' });
+      await at(day + 120_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'active', needsAttention: false, server: { serverType: 'cpx12', location: 'hel1' } });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'starter' }));
+    expect(doubles.steps()).toEqual([...provisioned, 'createBackup before_hibernate', 'hibernate',
+      'wakeFromSnapshot cx23@nbg1 ✗', 'wakeFromSnapshot cx23@fsn1 ✗', 'wakeFromSnapshot cpx12@hel1']);
+    expect(doubles.servers.size).toBe(1);
+  });
+
+  it('a downgrade while hibernated waits for the wake (the snapshot keeps its disk), then rebuilds', async () => {
+    const doubles = createLifecycleDoubles();
+    await story(doubles, testConfig({ idle: { afterMs: day, policy: 'hibernate' } }), async ({ handle, t0, signal, at }) => {
+      await at(day + 60_000);
+      expect((await handle.query(stateQuery)).stage).toBe('idle');
+      await signal(billingEvent('evt_2', 'subscription_updated', t0 + day + 90_000, { plan: 'starter' }));
+      await at(day + 3_600_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'idle', plan: 'starter', needsAttention: false });
+      await handle.signal(userActivitySignal, { source: 'dashboard' });
+      await at(day + 2 * 3_600_000);
+      expect(await handle.query(stateQuery)).toMatchObject({ stage: 'active', plan: 'starter', needsAttention: false, server: { serverType: 'cx23' } });
+    }, (t0) => billingEvent('evt_1', 'checkout_completed', t0, { accessEndsAt: iso(t0 + 30 * day), plan: 'pro' }));
+    expect(doubles.steps().slice(4)).toEqual([
+      'createBackup before_hibernate', 'hibernate', 'wakeFromSnapshot cx33@nbg1',
+      'changeServerType cx23 ✗', 'changeServerType cpx12 ✗', 'createBackup before_plan_change', 'deleteServer (verified backup)', 'audit server_deleted',
+      'ensureServer cx23@nbg1', 'setupAssistant', 'latestVerifiedBackup', expect.stringMatching(/^restoreBackup bak-\d+$/), 'mail server_ready',
+    ]);
+    expect([...doubles.servers.values()].map((s) => s.serverType)).toEqual(['cx23']);
   });
 
   it('periodic backups run daily at the customer\'s spread time', async () => {

@@ -7,9 +7,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { Connection } from '@temporalio/client';
+import type { Connection, WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 const { temporal } = proto;
+import { customerLifecycle } from '../../workflows/customer-lifecycle.ts';
+import { billingEventSignal, userActivitySignal } from '../../workflows/messages.ts';
 import { lifecycleSearchAttributeKeys } from '../../workflows/search-attributes.ts';
 import type { LifecycleDoubles } from '../doubles/lifecycle-activities.ts';
 import type { LifecycleConfig } from '../../workflows/deadlines.ts';
@@ -76,3 +78,56 @@ export function billingEvent(eventId: string, type: BillingEvent['type'], atMs: 
 }
 
 export const iso = (ms: number): string => new Date(ms).toISOString();
+
+export type LifecycleHandle = WorkflowHandle<typeof customerLifecycle>;
+
+/** What a story script gets: the handle, the start time, a billing signal, and "wait until t0 + ms". */
+export type StoryScript = (ctx: { handle: LifecycleHandle; t0: number; signal: (e: BillingEvent) => Promise<void>; at: (ms: number) => Promise<void> }) => Promise<void>;
+
+let storySeq = 0;
+
+/**
+ * One customer's story: start by signal (the `first` billing event, or a registration), let
+ * virtual time pass, always terminate at the end.
+ */
+export async function runStory(env: TestWorkflowEnvironment, bundle: WorkflowBundleWithSourceMap, doubles: LifecycleDoubles, config: Partial<LifecycleConfig>,
+  script: StoryScript, first?: (t0: number) => BillingEvent): Promise<LifecycleHandle> {
+  const customerId = `c${++storySeq}`;
+  return withWorker(env, bundle, doubles, async (taskQueue) => {
+    const t0 = await env.currentTimeMs();
+    const start = first?.(t0);
+    const handle = start
+      ? await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: billingEventSignal, signalArgs: [start] })
+      : await env.client.workflow.signalWithStart(customerLifecycle, { workflowId: `customer-${customerId}`, taskQueue, args: [{ customerId, config }], signal: userActivitySignal, signalArgs: [{ source: 'registration' }] });
+    const at = async (ms: number): Promise<void> => {
+      const now = await env.currentTimeMs();
+      await env.sleep(Math.max(1, t0 + ms - now));
+      await settled(handle);
+    };
+    const signal = (e: BillingEvent) => handle.signal(billingEventSignal, e);
+    try {
+      await env.sleep(1_000);
+      await script({ handle, t0, signal, at });
+    } finally {
+      const { status } = await handle.describe();
+      if (status.name === 'RUNNING') await handle.terminate('test over');
+    }
+    return handle;
+  });
+}
+
+/**
+ * Waits (in real time, briefly) until the workflow has no workflow task and no activity attempt in
+ * flight, so a loaded machine cannot make an assertion look at a state the workflow is still
+ * computing. Activities waiting out a retry backoff do not count: virtual time moves those on.
+ */
+export async function settled(handle: LifecycleHandle, limitMs = 15_000): Promise<void> {
+  const giveUpAt = Date.now() + limitMs;
+  while (Date.now() < giveUpAt) {
+    const { raw, status } = await handle.describe();
+    if (status.name !== 'RUNNING') return;
+    const busyActivity = (raw.pendingActivities ?? []).some((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
+    if (!raw.pendingWorkflowTask && !busyActivity) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -3,6 +3,7 @@ import { Link, useLoaderData } from 'react-router';
 import type { Route } from './+types/chat.ts';
 import { requireUser, services } from '../auth.server.ts';
 import { liveBlocker, liveSocketUrl } from '../live/socket.ts';
+import { errorMessage } from '../../lib/errors.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Chat — Berth' }];
@@ -93,7 +94,7 @@ export default function Chat() {
       ws.send(JSON.stringify({ type: 'ask', id, messages: next.slice(-CONTEXT_MESSAGES) }));
     } catch (err) {
       setWaiting(null);
-      setProblem(err instanceof Error ? err.message : String(err));
+      setProblem(errorMessage(err));
     }
   }
 

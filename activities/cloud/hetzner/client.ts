@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, errors as undiciErrors } from 'undici';
-import { ErrorType } from '../../../lib/errors.ts';
+import { ErrorType, errorMessage } from '../../../lib/errors.ts';
 import type { Logger } from '../../../lib/log.ts';
 import { HetznerError, classifyHetznerError } from './errors.ts';
 import { RateBudget } from './rate-budget.ts';
@@ -286,7 +286,7 @@ function queryString(query: Query | undefined): string {
 function transportError(method: string, path: string, err: unknown): HetznerError {
   const timedOut = err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError
     || err instanceof undiciErrors.ConnectTimeoutError || (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'));
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return new HetznerError(`Hetzner ${method} ${path}: ${timedOut ? 'timed out' : 'transport failure'}: ${message}`, {
     type: ErrorType.Transient,
     code: timedOut ? 'timeout' : 'transport',

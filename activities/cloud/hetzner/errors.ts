@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, nonRetryableErrorTypes } from '../../../lib/errors.ts';
+import { ErrorType, nonRetryableErrorTypes, errorMessage } from '../../../lib/errors.ts';
 
 /** Hetzner error codes that mean "not here, not now": try another type/location, or later. */
 const capacityCodes = new Set([
@@ -36,6 +36,7 @@ export class HetznerError extends Error {
 export function classifyHetznerError(status: number, code: string): ErrorType {
   if (status === 429 || code === 'rate_limit_exceeded') return ErrorType.RateLimited;
   if (capacityCodes.has(code)) return ErrorType.CapacityUnavailable;
+  if (code === 'invalid_server_type') return ErrorType.ServerTypeUnfit;
   if (status >= 500 || transientCodes.has(code)) return ErrorType.Transient;
   if (status === 404 || code === 'not_found') return ErrorType.NotFound;
   // A wrong or read-only token is not the request's fault: an operator must fix the configuration.
@@ -49,7 +50,7 @@ export function classifyHetznerError(status: number, code: string): ErrorType {
  */
 export function toApplicationFailure(err: unknown): ApplicationFailure {
   if (!(err instanceof HetznerError)) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     return ApplicationFailure.create({ message, type: ErrorType.Transient, cause: err instanceof Error ? err : undefined });
   }
   const delayMs = err.resetAt ? Math.max(1000, err.resetAt.getTime() - Date.now()) : undefined;

@@ -41,6 +41,10 @@ export interface ServerTypeLocation {
   id: number;
   name: string;
   deprecation: DeprecationInfo | null;
+  /** Whether the type can be had there now (the live API; absent from older spec copies). */
+  available?: boolean;
+  /** Whether Hetzner recommends the type there now (the live API). */
+  recommended?: boolean;
 }
 
 export interface ServerType {
@@ -54,6 +58,8 @@ export interface ServerType {
   architecture: 'x86' | 'arm';
   storage_type: 'local' | 'network';
   deprecated: boolean | null;
+  /** Type-wide deprecation (being phased out for the per-location one). */
+  deprecation?: DeprecationInfo | null;
   locations: ServerTypeLocation[];
   prices: { location: string; price_hourly: { net: string; gross: string }; price_monthly: { net: string; gross: string } }[];
 }
