@@ -191,7 +191,7 @@ describe('cloud projects and secret files', () => {
   const token = 'hcloud-token-that-must-never-be-echoed';
 
   test('HCLOUD_PROJECTS is read as a list of named projects, in order', () => {
-    const config = parseWorkerConfig({ HCLOUD_PROJECTS: JSON.stringify([{ name: 'p1', token, serverLimit: 100 }, { name: 'p2', token: `${token}2` }]) });
+    const config = parseWorkerConfig({ ...local, HCLOUD_PROJECTS: JSON.stringify([{ name: 'p1', token, serverLimit: 100 }, { name: 'p2', token: `${token}2` }]) });
     expect(config.HCLOUD_PROJECTS).toEqual([{ name: 'p1', token, serverLimit: 100 }, { name: 'p2', token: `${token}2` }]);
   });
 
@@ -204,7 +204,7 @@ describe('cloud projects and secret files', () => {
   ])('HCLOUD_PROJECTS with %s is refused by name, without echoing a token', (_what, value, message) => {
     let error: unknown;
     try {
-      parseWorkerConfig({ HCLOUD_PROJECTS: value });
+      parseWorkerConfig({ ...local, HCLOUD_PROJECTS: value });
     } catch (err) {
       error = err;
     }
@@ -215,7 +215,7 @@ describe('cloud projects and secret files', () => {
   });
 
   test('NAME_FILE is refused next to NAME, and an unknown _FILE variable is left alone', () => {
-    expect(() => parseApiConfig({ SESSION_SECRET: 'x'.repeat(40), SESSION_SECRET_FILE: '/dev/null' })).toThrow(/SESSION_SECRET_FILE\s+set SESSION_SECRET or SESSION_SECRET_FILE, not both/);
-    expect(parseApiConfig({ SOME_TOOL_CONFIG_FILE: '/no/such/file' }).PORT).toBe(localDefaults.PORT);
+    expect(() => parseApiConfig({ ...local, SESSION_SECRET: 'x'.repeat(40), SESSION_SECRET_FILE: '/dev/null' })).toThrow(/SESSION_SECRET_FILE\s+set SESSION_SECRET or SESSION_SECRET_FILE, not both/);
+    expect(parseApiConfig({ ...local, SOME_TOOL_CONFIG_FILE: '/no/such/file' }).PORT).toBe(localDefaults.PORT);
   });
 });
