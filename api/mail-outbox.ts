@@ -5,6 +5,10 @@
  * locked with SKIP LOCKED so processes never send the same row — through the same send-mail activity
  * code as the worker (email_log keeps each mail to one delivery). A crash before the send leaves the
  * row for the next try; a failed send is tried again later, with growing pauses, up to `maxAttempts`.
+ *
+ * A mail can also be deferred: the request queues what was asked (a reset for an address) and the
+ * sender decides whether a mail goes and composes it, so the request does the same work whether or
+ * not the address has an account.
  */
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
@@ -14,9 +18,18 @@ import type { SendMailInput } from '../activities/mail/send.ts';
 import type { MailKind } from '../activities/mail/registry.ts';
 import { errorMessage } from '../lib/errors.ts';
 
+/** A mail decided when it is sent: the composer named `deferred` turns `input` into the mail, or into none. */
+export interface DeferredMail {
+  deferred: string;
+  input: Record<string, string>;
+}
+
+/** Composes a deferred mail from its input at sending time; null: no mail goes. */
+export type MailComposer = (input: Record<string, string>) => Promise<SendMailInput | null>;
+
 export interface MailOutbox {
-  /** Queues a mail; the web process sends it within moments. */
-  enqueue<K extends MailKind>(mail: SendMailInput<K>): Promise<void>;
+  /** Queues a mail (or a deferred one); the web process sends it within moments. */
+  enqueue<K extends MailKind>(mail: SendMailInput<K> | DeferredMail): Promise<void>;
   /** Sends every mail that is due now; returns how many were sent (tests, and the sender's loop). */
   drain(): Promise<number>;
   stop(): Promise<void>;
@@ -33,6 +46,8 @@ export function createMailOutbox(deps: {
   masterKeys: MasterKeys;
   sendMail: (mail: SendMailInput) => Promise<unknown>;
   log: Logger;
+  /** The composers of deferred mails, by name. */
+  composers?: Readonly<Record<string, MailComposer>>;
   /** How often the sender looks for due mail another process queued (default 2 s). */
   pollMs?: number;
   maxAttempts?: number;
@@ -48,31 +63,39 @@ export function createMailOutbox(deps: {
       const row = await trx.selectFrom('mailOutbox').selectAll().where('notBefore', '<=', sql<Date>`now()`)
         .orderBy('createdAt').limit(1).forUpdate().skipLocked().executeTakeFirst();
       if (!row) return false;
-      let mail: SendMailInput;
+      let item: SendMailInput | DeferredMail;
       try {
-        mail = JSON.parse(decryptSecret(deps.masterKeys, { ciphertext: row.payload, keyId: row.keyId }, outboxContext).toString('utf8')) as SendMailInput;
+        item = JSON.parse(decryptSecret(deps.masterKeys, { ciphertext: row.payload, keyId: row.keyId }, outboxContext).toString('utf8')) as SendMailInput | DeferredMail;
       } catch (err) {
         deps.log.error({ id: row.id, err: errorMessage(err) }, 'mail outbox: a queued mail cannot be opened; dropped');
         await trx.deleteFrom('mailOutbox').where('id', '=', row.id).execute();
         return true;
       }
+      const kind = 'deferred' in item ? item.deferred : item.kind;
       try {
-        await deps.sendMail(mail);
+        const mail = 'deferred' in item ? await compose(item) : item;
+        if (mail) await deps.sendMail(mail);
         await trx.deleteFrom('mailOutbox').where('id', '=', row.id).execute();
       } catch (err) {
         const attempts = row.attempts + 1;
         const reason = errorMessage(err);
         if (attempts >= maxAttempts) {
-          deps.log.error({ id: row.id, kind: mail.kind, attempts, err: reason }, 'mail outbox: giving up on a mail');
+          deps.log.error({ id: row.id, kind, attempts, err: reason }, 'mail outbox: giving up on a mail');
           await trx.deleteFrom('mailOutbox').where('id', '=', row.id).execute();
         } else {
-          deps.log.warn({ id: row.id, kind: mail.kind, attempts, err: reason }, 'mail outbox: send failed; trying again later');
+          deps.log.warn({ id: row.id, kind, attempts, err: reason }, 'mail outbox: send failed; trying again later');
           const waitSeconds = Math.min(3600, 5 * 2 ** attempts);
           await trx.updateTable('mailOutbox').set({ attempts, notBefore: sql<Date>`now() + make_interval(secs => ${waitSeconds})` }).where('id', '=', row.id).execute();
         }
       }
       return true;
     });
+  }
+
+  function compose(item: DeferredMail): Promise<SendMailInput | null> {
+    const composer = deps.composers?.[item.deferred];
+    if (!composer) throw new Error(`no composer for deferred mail "${item.deferred}"`);
+    return composer(item.input);
   }
 
   async function drain(): Promise<number> {

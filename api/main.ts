@@ -6,7 +6,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { Client, Connection } from '@temporalio/client';
 import { loadApiConfig, publicConfig } from './config.ts';
-import { createWebServices } from './services.ts';
+import { createWebServices, passwordResetMail, passwordResetMailName } from './services.ts';
 import { createApp } from './app.ts';
 import { createDb } from '../db/client.ts';
 import { createPlans } from '../activities/billing/plans.ts';
@@ -85,7 +85,8 @@ const mailer = createMailActivities({
   from: config.MAIL_FROM,
   log,
 });
-const outbox = createMailOutbox({ db, masterKeys, sendMail: mailer.sendMail, log });
+const outbox = createMailOutbox({ db, masterKeys, sendMail: mailer.sendMail, log,
+  composers: { [passwordResetMailName]: passwordResetMail({ db, tokenSecret: config.SESSION_SECRET, appUrl: config.APP_URL }) } });
 const throttle = createThrottle({ databaseUrl: config.DATABASE_URL });
 // Every live socket (terminal, chat) of this process, by session: an ended session closes its sockets here,
 // and the announcement through PostgreSQL closes them in every other web process too.

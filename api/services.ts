@@ -25,7 +25,7 @@ import { retryText, throttleRules, type Throttle, type ThrottleCheck } from './a
 import { signToken, verifyToken } from './auth/tokens.ts';
 import { deleteSessionsOfUser } from '../db/repositories/sessions.ts';
 import { findUserById, markEmailVerified, setPasswordHash } from '../db/repositories/users.ts';
-import type { MailOutbox } from './mail-outbox.ts';
+import type { MailComposer, MailOutbox } from './mail-outbox.ts';
 import type { SessionsEnded } from './live-sessions.ts';
 import { errorMessage } from '../lib/errors.ts';
 
@@ -286,12 +286,9 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         const wait = await throttle.blocked(checks);
         if (wait) return throttled(wait.retryAfterSeconds);
         await throttle.count(checks);
-        const user = await findUserByEmail(db, parsed.data.email);
-        if (user) {
-          const token = signToken(deps.tokenSecret, 'password-reset', user.id, new Date(Date.now() + hour), user.passwordHash);
-          await deps.outbox.enqueue({ kind: 'password-reset', to: user.email, userId: user.id, period: tokenId(token),
-            data: { name: user.name, resetUrl: `${deps.appUrl}/reset-password?token=${token}`, expiresInMinutes: 60 } });
-        }
+        // Whether the address has an account is looked up when the mail is sent, not here: this
+        // answer does the same work either way (passwordResetMail).
+        await deps.outbox.enqueue({ deferred: passwordResetMailName, input: { email: parsed.data.email } });
         return { ok: true, value: null };
       },
       async resetPassword(form, client) {
@@ -446,6 +443,23 @@ export function createWebServices(deps: WebServiceDeps): WebServices {
         return { ok: true, value: { message: running ? 'Saved. Your assistant is being restarted with these settings.' : 'Saved. They apply when your server next runs.' } };
       },
     },
+  };
+}
+
+/** The deferred mail a reset request queues (api/mail-outbox.ts). */
+export const passwordResetMailName = 'password-reset';
+
+/**
+ * Composes, at sending time, the reset mail a request asked for `email`: a link signed for an hour and
+ * bound to the current password hash, or no mail when no account uses the address.
+ */
+export function passwordResetMail(deps: { db: Db; tokenSecret: string; appUrl: string }): MailComposer {
+  return async ({ email }) => {
+    const user = email ? await findUserByEmail(deps.db, email) : undefined;
+    if (!user) return null;
+    const token = signToken(deps.tokenSecret, 'password-reset', user.id, new Date(Date.now() + 3_600_000), user.passwordHash);
+    return { kind: 'password-reset', to: user.email, userId: user.id, period: tokenId(token),
+      data: { name: user.name, resetUrl: `${deps.appUrl}/reset-password?token=${token}`, expiresInMinutes: 60 } };
   };
 }
 

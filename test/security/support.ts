@@ -4,6 +4,7 @@
  * from its TLS proxy), and extra web servers with settings of their own on the same stack.
  */
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { inject } from 'vitest';
 import { localDefaults } from '../../lib/config.ts';
 import { startWebProcess } from '../support/berth-stack.ts';
@@ -116,4 +117,15 @@ export async function signIn(account: { email: string; password: string }, appUr
 export async function visit(path: string, cookie: string, appUrl = berth.appUrl): Promise<{ status: number; location: string | null; body: string }> {
   const res = await fetch(`${appUrl}${path}`, { redirect: 'manual', headers: { cookie } });
   return { status: res.status, location: res.headers.get('location'), body: await res.text() };
+}
+
+/** One query on the stack's database (to look at what a probe changed, or to set up what it needs). */
+export async function query<R extends object>(text: string, values: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: berth.databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
 }
