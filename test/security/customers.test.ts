@@ -1,9 +1,11 @@
 /**
  * Two paying customers, each with a real server in the local cloud. Every route and socket is tried
  * with the other customer's session (an IDOR matrix over the whole route table), and one customer's
- * server turns hostile: its shell prints without end, and the web process's memory stays bounded.
+ * server turns hostile: its assistant answers without end, its shell prints without end, and the web
+ * process's memory stays bounded; a browser typing without end before the shell is there is cut off.
  */
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
 import { beforeAll, describe, expect, test } from 'vitest';
 import pg from 'pg';
 import { WebSocket } from 'ws';
@@ -135,6 +137,76 @@ describe('a hostile server', () => {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
   }
+  // The tests below take the customer's server over one after the other; the last one leaves its
+  // shell flooding, so it comes last.
+
+  test('keystrokes sent before the shell is ready are kept up to a paste\'s worth, past that the socket closes', async () => {
+    // A little typed early reaches the shell once it is ready.
+    const early = await openSocket('/ws/terminal', a.cookie);
+    early.send(Buffer.from('echo typed-early-$((2+3))\n'));
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no early input in: ${out.slice(-300)}`)), 30_000);
+      early.on('message', (data, binary) => {
+        if (binary) out += String(data);
+        if (out.includes('typed-early-5')) { clearTimeout(timer); resolve(); }
+      });
+    });
+    early.close();
+    // More than 64 KiB before the shell is there: refused, not buffered.
+    const flood = await openSocket('/ws/terminal', a.cookie);
+    const said: string[] = [];
+    flood.on('message', (data, binary) => { if (!binary) said.push(String(data)); });
+    const closed = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the socket stayed open')), 30_000);
+      flood.once('close', (code) => { clearTimeout(timer); resolve(code); });
+    });
+    for (let i = 0; i < 5; i++) flood.send(Buffer.alloc(16 * 1024, 0x61));
+    expect(await closed).toBe(1009);
+    expect(said.join('\n')).toContain('Too much was typed before the terminal was ready');
+  });
+
+  test('an assistant that answers without end costs the web process bounded memory, and the customer gets an error', async () => {
+    // The customer owns the server: they replace the assistant with one whose answer never ends
+    // (where the local cloud's stand-in listens: the server's own address, port 18789).
+    const gatewayPort = 18789;
+    const flooder = `require('http').createServer((q, s) => { s.writeHead(200, { 'content-type': 'application/json' });`
+      + ` s.write('{"choices":[{"message":{"content":"'); const c = Buffer.alloc(65536, 97);`
+      + ` const w = () => { while (s.write(c)); }; s.on('drain', w); w(); }).listen(${gatewayPort}, process.argv[1])`;
+    await inTerminal(a.cookie, `kill $(cut -d ' ' -f 1 ~/.openclaw/standin.ready); sleep 1; `
+      + `setsid nohup node -e ${JSON.stringify(flooder)} "$(cat ~/.openclaw/standin.host)" >/dev/null 2>&1 </dev/null & sleep 1`, 'flooder-up');
+    // It does flood: a direct look (the local cloud's servers share this machine's network).
+    const head = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: a.ipv4, port: gatewayPort, method: 'POST', path: '/v1/chat/completions' }, (res) => {
+        let n = 0;
+        res.on('data', (c: Buffer) => { n += c.length; if (n > 4 * 1024 * 1024) { req.destroy(); resolve(n); } });
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    expect(head).toBeGreaterThan(4 * 1024 * 1024);
+
+    const before = await rssMb(berth.webPid);
+    const ws = await openSocket('/ws/chat', a.cookie);
+    let peak = before;
+    const sampling = setInterval(() => { void rssMb(berth.webPid).then((mb) => { peak = Math.max(peak, mb); }, () => {}); }, 100);
+    try {
+      const answer = await new Promise<{ type: string; id: string; message?: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer to the question in 30 s')), 30_000);
+        ws.on('message', (data, binary) => {
+          if (binary) return;
+          const message = JSON.parse(String(data)) as { type: string; id: string };
+          if (message.id === 'q1') { clearTimeout(timer); resolve(message); }
+        });
+        ws.send(JSON.stringify({ type: 'ask', id: 'q1', messages: [{ role: 'user', content: 'hello?' }] }));
+      });
+      expect(answer).toMatchObject({ type: 'error', id: 'q1', message: 'Your assistant did not answer; please try again in a minute.' });
+    } finally {
+      clearInterval(sampling);
+      ws.close();
+    }
+    expect(peak - before, `web RSS ${before.toFixed(0)} → peak ${peak.toFixed(0)} MB`).toBeLessThan(100);
+  });
 
   test('a shell that prints without end to a browser that reads nothing costs the web process bounded memory', async () => {
     // The customer owns the server: their shell startup file now floods every interactive shell.
