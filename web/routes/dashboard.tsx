@@ -4,6 +4,7 @@ import { requireUser, services } from '../auth.server.ts';
 import { useRefreshWhile } from '../refresh.ts';
 import { formatDate, formatDateTime } from '../format.ts';
 import type { BackupInProgress } from '../../workflows/messages.ts';
+import { customerView } from '../customer-view.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Dashboard — Berth' }];
@@ -24,8 +25,9 @@ const stageText: Record<string, { label: string; explain: string }> = {
 export async function loader({ request, context }: Route.LoaderArgs) {
   const user = await requireUser(request, context);
   const view = await services(context).customer.view(user.id);
-  // Why the customer needs our attention is for operators (the Temporal UI), not for the page's data.
-  return { name: user.name, view: view && { ...view, attentionReason: null } };
+  // Why the customer needs our attention, and failures' internal messages, are for operators (the
+  // Temporal UI), not for the page or its data.
+  return { name: user.name, view: view && customerView(view) };
 }
 
 export async function action({ request, context }: Route.ActionArgs) {
