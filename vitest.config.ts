@@ -6,6 +6,10 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
+    // Every tier runs Berth in local mode, said explicitly: without it a process is in production mode.
+    env: { BERTH_MODE: 'local' },
+    // Stopping a whole stack (the local cloud waits for its servers) can take longer than the default 10 s.
+    teardownTimeout: 120_000,
     projects: [
       {
         test: {
@@ -42,6 +46,18 @@ export default defineConfig({
           globalSetup: ['test/support/integration-services.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
+        },
+      },
+      {
+        test: {
+          name: 'security',
+          include: ['test/security/**/*.test.ts'],
+          setupFiles: ['test/support/no-console-error.ts'],
+          // A whole Berth on free ports, so it can run beside the run command's fixed-port one.
+          globalSetup: ['test/support/security-stack.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
         },
       },
       {

@@ -4,7 +4,9 @@
  *
  * Who: the session cookie decides the user, and a user reaches only the live server recorded for
  * them (invariant 5, docs/invariants.md); the Origin must be the app's own, so another site cannot open a socket
- * with the customer's cookie. How: SSH with the customer's key and the pinned host key (invariant 7, docs/invariants.md);
+ * with the customer's cookie. A socket belongs to its session: it closes the moment the session ends
+ * (sign-out, password reset, expiry; api/live-sessions.ts), and a terminal opens only on a session
+ * whose password was typed recently. How: SSH with the customer's key and the pinned host key (invariant 7, docs/invariants.md);
  * the terminal is an interactive shell with a PTY, the chat goes through an SSH tunnel to the
  * assistant's gateway on the server (never exposed), authenticated with the customer's gateway token.
  *
@@ -14,7 +16,7 @@
  * and gets `{type:"answer",id,content}` or `{type:"error",id,message}`.
  */
 import type { IncomingMessage, Server } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import http from 'node:http';
 import type { Client, ClientChannel } from 'ssh2';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -26,7 +28,10 @@ import { connectPinned, forwardOut } from '../activities/cloud/ssh.ts';
 import { serverLayout } from '../activities/cloud/user-data.ts';
 import type { MasterKeys } from '../lib/secrets.ts';
 import type { Logger } from '../lib/log.ts';
-import { userOfRequest } from './auth/sessions.ts';
+import { recentlyAuthenticated, sessionOfRequest, type SessionPolicy } from './auth/sessions.ts';
+import { findLiveSessionById, touchSession } from '../db/repositories/sessions.ts';
+import { maxSocketsPerUser, sessionEndedCloseCode, type LiveSessionRegistry, type LiveSocketEntry } from './live-sessions.ts';
+import type { Session, User } from '../db/database.ts';
 import { errorMessage } from '../lib/errors.ts';
 
 export interface LiveDeps {
@@ -43,6 +48,10 @@ export interface LiveDeps {
   onActivity?: (userId: string, source: 'terminal' | 'chat') => void;
   /** How long an assistant answer may take (default 120 s). */
   answerTimeoutMs?: number;
+  /** Idle and absolute session limits, and how recent a password a terminal needs. */
+  sessionPolicy: SessionPolicy;
+  /** This process's open sockets by session, so an ended session closes them. */
+  registry: LiveSessionRegistry;
 }
 
 /** Why a live connection cannot be made, in words for the customer. */
@@ -50,6 +59,12 @@ export class LiveRefusal extends Error {}
 
 const MAX_MESSAGE_BYTES = 256 * 1024;
 const ROW_LIMIT = 500, COL_LIMIT = 1000;
+/** Keystrokes kept while the shell is being opened; more than a paste's worth is refused. */
+export const maxEarlyInputBytes = 64 * 1024;
+/** The longest assistant answer read from a customer's server (its gateway could send without end). */
+export const maxAnswerBytes = 1024 * 1024;
+/** Stop reading a customer's shell while this much waits for the browser; resume below a quarter. */
+const BACKLOG_PAUSE_BYTES = 1024 * 1024;
 
 const resizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int().min(1).max(COL_LIMIT), rows: z.number().int().min(1).max(ROW_LIMIT) });
 const askMessage = z.object({
@@ -69,9 +84,17 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
       const kind = path === '/ws/terminal' ? 'terminal' : path === '/ws/chat' ? 'chat' : null;
       if (kind === null) return refuse(socket, 404);
       if (req.headers.origin !== appOrigin) return refuse(socket, 403);
-      const user = await userOfRequest(deps.db, req.headers.cookie ?? null).catch(() => null);
-      if (!user) return refuse(socket, 401);
+      const signedIn = await sessionOfRequest(deps.db, req.headers.cookie ?? null, deps.sessionPolicy).catch(() => null);
+      if (!signedIn) return refuse(socket, 401);
+      if (deps.registry.count(signedIn.user.id) >= maxSocketsPerUser) return refuse(socket, 429);
+      const { user } = signedIn;
       wss.handleUpgrade(req, socket, head, (ws) => {
+        if (!holdSession(ws, signedIn, kind)) return;
+        if (kind === 'terminal' && !recentlyAuthenticated(signedIn.session, deps.sessionPolicy)) {
+          sendJson(ws, { type: 'error', message: 'Confirm your password to open a terminal: reload this page.' });
+          ws.close(4403, 'password confirmation needed');
+          return;
+        }
         deps.onActivity?.(user.id, kind);
         if (kind === 'terminal') void serveTerminal(ws, user.id);
         else serveChat(ws, user.id);
@@ -81,6 +104,49 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
       refuse(socket, 500);
     });
   });
+
+  /**
+   * Ties a socket to its session: registered so that ending the session closes it, re-checked when
+   * the session is due to expire, and its messages count as activity (the idle clock restarts).
+   * False (and the socket closed) when the user already has too many open.
+   */
+  function holdSession(ws: WebSocket, signedIn: { session: Session; user: User }, kind: LiveSocketEntry['kind']): boolean {
+    const policy = deps.sessionPolicy;
+    let session = signedIn.session;
+    const close = (reason: string) => {
+      sendJson(ws, { type: 'error', id: null, message: reason });
+      ws.close(sessionEndedCloseCode, 'session ended');
+    };
+    const held = deps.registry.add({ userId: signedIn.user.id, sessionId: session.id, kind, close });
+    if (!held) {
+      ws.close(1008, 'too many open connections');
+      return false;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const watch = () => {
+      const due = Math.min(session.expiresAt.getTime(), session.lastSeenAt.getTime() + policy.idleMs);
+      timer = setTimeout(() => {
+        findLiveSessionById(deps.db, session.id, new Date(), policy.idleMs).then((live) => {
+          if (ws.readyState !== ws.OPEN) return;
+          if (!live) return close('Your session expired; sign in again.');
+          session = live;
+          watch();
+        }, () => watch());
+      }, Math.min(2 ** 31 - 1, Math.max(0, due - Date.now()) + 50));
+    };
+    watch();
+    ws.on('message', () => {
+      const now = new Date();
+      if (now.getTime() - session.lastSeenAt.getTime() <= Math.min(60_000, policy.idleMs / 4)) return;
+      session = { ...session, lastSeenAt: now };
+      touchSession(deps.db, session.id, now).catch(() => {});
+    });
+    ws.on('close', () => {
+      clearTimeout(timer);
+      held.remove();
+    });
+    return true;
+  }
 
   /** SSH into the user's own live, running server. */
   async function connectOwnServer(userId: string): Promise<{ client: Client; host: string }> {
@@ -104,11 +170,17 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
     let shell: ClientChannel | undefined;
     let size = { cols: 80, rows: 24 };
     const early: Buffer[] = [];
+    let earlyBytes = 0;
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (isBinary) {
         const bytes = toBuffer(data);
         if (shell) shell.write(bytes);
-        else early.push(bytes);
+        else if ((earlyBytes += bytes.length) <= maxEarlyInputBytes) early.push(bytes);
+        else {
+          early.length = 0;
+          sendJson(ws, { type: 'error', message: 'Too much was typed before the terminal was ready; connect again.' });
+          ws.close(1009, 'too much input before the shell was ready');
+        }
         return;
       }
       const parsed = resizeMessage.safeParse(parseJson(data));
@@ -137,23 +209,8 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
       });
       sendJson(ws, { type: 'ready' });
       for (const bytes of early.splice(0)) shell.write(bytes);
-      // Back-pressure: stop reading the shell while the browser's socket is full.
-      let paused = false;
-      shell.on('data', (chunk: Buffer) => {
-        ws.send(chunk, { binary: true });
-        if (!paused && ws.bufferedAmount > 1024 * 1024) {
-          paused = true;
-          shell!.pause();
-          const resume = setInterval(() => {
-            if (ws.bufferedAmount < 256 * 1024 || ws.readyState !== ws.OPEN) {
-              clearInterval(resume);
-              paused = false;
-              shell!.resume();
-            }
-          }, 20);
-        }
-      });
-      shell.stderr.on('data', (chunk: Buffer) => ws.send(chunk, { binary: true }));
+      forwardToSocket(shell, ws);
+      forwardToSocket(shell.stderr, ws);
       shell.on('close', () => {
         ws.close(1000, 'shell closed');
         client?.end();
@@ -204,6 +261,30 @@ export function attachLive(server: Server, deps: LiveDeps): { close(): void } {
   return { close: () => wss.close() };
 }
 
+/**
+ * Sends what a customer's server writes to the browser, reading no more than the browser takes:
+ * past {@link BACKLOG_PAUSE_BYTES} waiting in the socket, the stream is paused (SSH's window then
+ * stops the server), so a shell that writes without end costs a bounded amount of memory here.
+ */
+function forwardToSocket(source: Readable, ws: WebSocket): void {
+  let paused = false;
+  source.on('data', (chunk: Buffer) => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(chunk, { binary: true });
+    if (!paused && ws.bufferedAmount > BACKLOG_PAUSE_BYTES) {
+      paused = true;
+      source.pause();
+      const resume = setInterval(() => {
+        if (ws.bufferedAmount < BACKLOG_PAUSE_BYTES / 4 || ws.readyState !== ws.OPEN) {
+          clearInterval(resume);
+          paused = false;
+          if (ws.readyState === ws.OPEN) source.resume();
+        }
+      }, 20);
+    }
+  });
+}
+
 /** POST /v1/chat/completions to the gateway through an SSH tunnel; returns the answer's text. */
 async function askAssistant(client: Client, gatewayHost: string, token: string, messages: { role: string; content: string }[], timeoutMs: number): Promise<string> {
   const tunnel = await forwardOut(client, gatewayHost, serverLayout.gatewayPort);
@@ -214,7 +295,12 @@ async function askAssistant(client: Client, gatewayHost: string, token: string, 
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
     }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
+      let received = 0;
+      res.on('data', (c: Buffer) => {
+        received += c.length;
+        if (received > maxAnswerBytes) req.destroy(new Error(`the answer is longer than ${maxAnswerBytes} bytes`));
+        else chunks.push(c);
+      });
       res.on('end', () => {
         tunnel.destroy();
         const text = Buffer.concat(chunks).toString('utf8');

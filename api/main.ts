@@ -6,7 +6,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { Client, Connection } from '@temporalio/client';
 import { loadApiConfig, publicConfig } from './config.ts';
-import { createWebServices } from './services.ts';
+import { createWebServices, passwordResetMail, passwordResetMailName } from './services.ts';
 import { createApp } from './app.ts';
 import { createDb } from '../db/client.ts';
 import { createPlans } from '../activities/billing/plans.ts';
@@ -21,7 +21,12 @@ import { createMailActivities } from '../activities/mail/send.ts';
 import { createMailTransport } from '../activities/mail/transport.ts';
 import { customerWorkflowStart, signalActivity } from '../lib/lifecycle-client.ts';
 import { masterKeysFrom } from '../lib/secrets.ts';
+import { assertKeyringCoversUsage, KeyringIncomplete } from '../activities/keys/rotation.ts';
 import { attachLive } from './live.ts';
+import { createLiveSessionRegistry, listenForEndedSessions, type SessionsEnded } from './live-sessions.ts';
+import { createThrottle } from './auth/throttle.ts';
+import { createMailOutbox } from './mail-outbox.ts';
+import { sessionOfRequest, type SessionPolicy } from './auth/sessions.ts';
 import { createLogger } from '../lib/log.ts';
 import { rootDir } from '../lib/paths.ts';
 import { exitIfObjectWrapAddonLoaded } from '../lib/native-addons.ts';
@@ -40,11 +45,14 @@ const plans = createPlans(config);
 const lifecycle = customerWorkflowStart({ taskQueue: config.TEMPORAL_TASK_QUEUE, plans });
 const delivery = createTemporalBillingDelivery({ client: temporal, ...lifecycle });
 const webhooks = createStripeWebhookRouter({ db, plans, delivery, webhookSecret: config.STRIPE_WEBHOOK_SECRET, log });
-// No Stripe key: the local checkout stands in for Stripe and sends signed events through the same webhook.
-const local = config.STRIPE_SECRET_KEY
+const localMode = config.BERTH_MODE === 'local';
+// Local mode without a Stripe key: the local checkout stands in for Stripe and sends signed events
+// through the same webhook. Outside local mode a Stripe key is required, so this never runs there.
+const local = config.STRIPE_SECRET_KEY || !localMode
   ? null
   : createLocalBilling({ db, plans, appUrl: config.APP_URL, webhookUrl: `http://127.0.0.1:${config.PORT}/webhooks/stripe`,
-    webhookSecret: config.STRIPE_WEBHOOK_SECRET, log });
+    webhookSecret: config.STRIPE_WEBHOOK_SECRET, log,
+    signedInUserId: async (cookie) => (await sessionOfRequest(db, cookie, sessionPolicy))?.user.id ?? null });
 const stripe = config.STRIPE_SECRET_KEY ? createStripeClient({ secretKey: config.STRIPE_SECRET_KEY }) : null;
 const billingSessions = local?.sessions ?? createStripeSessions({ stripe: stripe!, db, plans, appUrl: config.APP_URL });
 if (stripe) {
@@ -58,24 +66,50 @@ if (stripe) {
   }
 }
 
-const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY });
+const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }, config.MASTER_KEYS_PREVIOUS);
+// A key retires only when nothing uses it: refuse to run without one that still seals stored data.
+await assertKeyringCoversUsage(db, masterKeys).catch((err: unknown) => {
+  if (!(err instanceof KeyringIncomplete)) return log.warn({ err: errorMessage(err) }, 'could not check the master keyring against stored data');
+  log.fatal({ err: err.message }, 'master keyring incomplete');
+  process.exit(1);
+});
+const sessionPolicy: SessionPolicy = {
+  idleMs: config.SESSION_IDLE_SECONDS * 1000,
+  lifetimeMs: config.SESSION_LIFETIME_SECONDS * 1000,
+  reauthMs: config.REAUTH_SECONDS * 1000,
+};
+const mailer = createMailActivities({
+  db,
+  transport: createMailTransport({ resendApiKey: config.RESEND_API_KEY, resendBaseUrl: config.RESEND_BASE_URL, smtpUrl: config.SMTP_URL }),
+  appUrl: config.APP_URL,
+  from: config.MAIL_FROM,
+  log,
+});
+const outbox = createMailOutbox({ db, masterKeys, sendMail: mailer.sendMail, log,
+  composers: { [passwordResetMailName]: passwordResetMail({ db, tokenSecret: config.SESSION_SECRET, appUrl: config.APP_URL }) } });
+const throttle = createThrottle({ databaseUrl: config.DATABASE_URL });
+// Every live socket (terminal, chat) of this process, by session: an ended session closes its sockets here,
+// and the announcement through PostgreSQL closes them in every other web process too.
+const liveSockets = createLiveSessionRegistry();
+const sessionEvents = listenForEndedSessions({ db, databaseUrl: config.DATABASE_URL, log, onEnded: (ended) => liveSockets.closeEnded(ended) });
+const sessionsEnded = (ended: SessionsEnded) => {
+  liveSockets.closeEnded(ended);
+  sessionEvents.announce(ended).catch((err: unknown) =>
+    log.warn({ err: errorMessage(err) }, 'could not announce ended sessions; other processes close their sockets at expiry checks'));
+};
 const services = createWebServices({
   masterKeys,
   db,
   temporal,
   config: publicConfig(config),
-  secureCookies: config.APP_URL.startsWith('https://'),
+  sessionPolicy,
+  throttle,
   log,
   plans,
   billingSessions,
   lifecycle,
-  mailer: createMailActivities({
-    db,
-    transport: createMailTransport({ resendApiKey: config.RESEND_API_KEY, resendBaseUrl: config.RESEND_BASE_URL, smtpUrl: config.SMTP_URL }),
-    appUrl: config.APP_URL,
-    from: config.MAIL_FROM,
-    log,
-  }),
+  outbox,
+  onSessionsEnded: sessionsEnded,
   appUrl: config.APP_URL,
   tokenSecret: config.SESSION_SECRET,
   onRegistered: (user) => signalActivity(temporal, lifecycle, user.id, 'registered'),
@@ -87,9 +121,12 @@ const app = createApp({
   routers: [
     webhooks,
     ...(local ? [local.router] : []),
-    ...(config.NODE_ENV === 'production' ? [] : [createMailPreviewRouter({ appUrl: config.APP_URL })]),
+    ...(localMode ? [createMailPreviewRouter({ appUrl: config.APP_URL })] : []),
   ],
   buildDir: path.join(rootDir, 'build'),
+  appUrl: config.APP_URL,
+  trustProxy: config.TRUST_PROXY,
+  mode: localMode ? 'development' : 'production',
   readiness: {
     database: async () => {
       await sql`select 1`.execute(db);
@@ -108,6 +145,8 @@ const live = attachLive(server, {
   log,
   appUrl: config.APP_URL,
   gatewayHost: config.ASSISTANT_GATEWAY_HOST,
+  sessionPolicy,
+  registry: liveSockets,
   onActivity: (userId, source) => {
     signalActivity(temporal, lifecycle, userId, source).catch((err: unknown) =>
       log.warn({ err: errorMessage(err), userId }, 'could not signal activity'));
@@ -119,6 +158,7 @@ async function shutdown(signal: string) {
   live.close();
   server.close();
   server.closeAllConnections();
+  await Promise.allSettled([outbox.stop(), sessionEvents.close(), throttle.close()]);
   await Promise.allSettled([db.destroy(), connection.close()]);
   process.exit(0);
 }

@@ -235,7 +235,7 @@ try {
     const secret = `whsec_${randomBytes(16).toString('hex')}`;
     const web: ManagedProcess = await startProcess({
       name: 'web', command: process.execPath, args: ['api/main.ts'], cwd: rootDir, sink: quiet,
-      env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'warn', PORT: String(port), DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: temporal.address,
+      env: { ...process.env, BERTH_MODE: 'local', NODE_ENV: 'test', LOG_LEVEL: 'warn', PORT: String(port), DATABASE_URL: dbUrl, TEMPORAL_ADDRESS: temporal.address,
         TEMPORAL_NAMESPACE: 'berth', TEMPORAL_TASK_QUEUE: taskQueue, STRIPE_WEBHOOK_SECRET: secret, APP_URL: `http://127.0.0.1:${port}` },
       ready: () => httpOk(`http://127.0.0.1:${port}/healthz`),
     });

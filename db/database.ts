@@ -7,6 +7,7 @@ import type { CustomersTable } from './tables/customers.ts';
 import type { EmailLogTable } from './tables/email-log.ts';
 import type { EncryptedSecretsTable } from './tables/encrypted-secrets.ts';
 import type { InvoicesTable } from './tables/invoices.ts';
+import type { MailOutboxTable } from './tables/mail-outbox.ts';
 import type { ServersTable } from './tables/servers.ts';
 import type { SessionsTable } from './tables/sessions.ts';
 import type { StripeEventsTable } from './tables/stripe-events.ts';
@@ -28,6 +29,7 @@ export interface Database {
   emailLog: EmailLogTable;
   auditLog: AuditLogTable;
   encryptedSecrets: EncryptedSecretsTable;
+  mailOutbox: MailOutboxTable;
   cloudAssignments: CloudAssignmentsTable;
 }
 
@@ -42,6 +44,7 @@ export type * from './tables/customers.ts';
 export type * from './tables/email-log.ts';
 export type * from './tables/encrypted-secrets.ts';
 export type * from './tables/invoices.ts';
+export type * from './tables/mail-outbox.ts';
 export type * from './tables/servers.ts';
 export type * from './tables/sessions.ts';
 export type * from './tables/stripe-events.ts';

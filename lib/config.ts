@@ -68,7 +68,7 @@ export function parseConfig<S extends z.ZodType>(schema: S, env: Env, processNam
 
 /** Secrets that may also come from a file: `NAME_FILE=/run/secrets/name` (docker-compose.yml's secrets). */
 export const fileSecrets = [
-  'DATABASE_URL', 'SESSION_SECRET', 'MASTER_KEY', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'RESEND_API_KEY',
+  'DATABASE_URL', 'SESSION_SECRET', 'MASTER_KEY', 'MASTER_KEYS_PREVIOUS', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'RESEND_API_KEY',
   'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'HCLOUD_TOKEN', 'HCLOUD_PROJECTS',
 ] as const;
 
@@ -133,6 +133,13 @@ function problemsFrom(error: z.ZodError): ConfigProblem[] {
 
 // ---- field builders: messages never echo the value (it may be a secret) ----
 
+/**
+ * Which Berth this is. `local`: the run command and the test tiers, with local stand-ins (local
+ * checkout, mail preview, local cloud) and development secrets. `production`: everything else —
+ * the default, so a process started without saying otherwise never serves a stand-in or a dev secret.
+ */
+export const berthMode = z.enum(['local', 'production'], { message: 'must be local or production' }).default('production');
+
 export const nodeEnv = z
   .enum(['development', 'test', 'production'], { message: 'must be development, test or production' })
   .default('development');
@@ -194,14 +201,19 @@ export function aes256Key(fallback: string) {
 }
 
 /**
- * A refinement for a process schema: when NODE_ENV=production, each listed variable must not hold
- * its development default (set or defaulted, both refused) and each `required` one must be set.
+ * A refinement for a process schema: outside local mode (BERTH_MODE=production, the default), each
+ * listed variable must not hold its development default (set or defaulted, both refused), each
+ * `required` one must be set, APP_URL must be https, and mail must go somewhere real (Resend, or an
+ * SMTP_URL that is not the local mail catcher). Local mode with NODE_ENV=production is refused.
  * It runs even when other variables are bad, so the one message lists everything.
  */
 export function productionRules(opts: { devDefaults: Readonly<Record<string, string>>; required?: readonly string[] }) {
   return [
     (config: Record<string, unknown>, ctx: z.RefinementCtx) => {
-      if (config.NODE_ENV !== 'production') return;
+      if (config.BERTH_MODE === 'local') {
+        if (config.NODE_ENV === 'production') ctx.addIssue({ code: 'custom', path: ['BERTH_MODE'], message: 'local mode cannot run with NODE_ENV=production' });
+        return;
+      }
       for (const [variable, devValue] of Object.entries(opts.devDefaults)) {
         if (config[variable] === devValue) {
           ctx.addIssue({ code: 'custom', path: [variable], message: 'must be set in production (the development default is refused)' });
@@ -212,13 +224,43 @@ export function productionRules(opts: { devDefaults: Readonly<Record<string, str
           ctx.addIssue({ code: 'custom', path: [variable], message: 'is required in production' });
         }
       }
+      if (typeof config.APP_URL === 'string' && !config.APP_URL.startsWith('https://')) {
+        ctx.addIssue({ code: 'custom', path: ['APP_URL'], message: 'must be an https:// URL in production' });
+      }
+      if ('SMTP_URL' in config && config.RESEND_API_KEY === undefined && config.SMTP_URL === localDefaults.SMTP_URL) {
+        ctx.addIssue({ code: 'custom', path: ['RESEND_API_KEY'], message: 'is required in production (or an SMTP_URL other than the local mail catcher)' });
+      }
     },
     { when: () => true },
   ] as const;
 }
 
+const keyId = z.string().regex(/^[\w.-]{1,64}$/, 'must be a short key id (letters, digits, . _ -)');
+
+/** `id:base64,id:base64` → [{ id, base64 }]; each key 32 bytes, ids unique. */
+const previousKeys = z
+  .string()
+  .transform((value, ctx) => {
+    const keys = value.split(',').map((pair) => pair.trim()).filter(Boolean).map((pair) => {
+      const at = pair.indexOf(':');
+      return { id: pair.slice(0, at), base64: pair.slice(at + 1) };
+    });
+    const ids = new Set<string>();
+    for (const key of keys) {
+      const valid = keyId.safeParse(key.id).success && /^[A-Za-z0-9+/]+={0,2}$/.test(key.base64) && Buffer.from(key.base64, 'base64').length === 32;
+      if (!valid || ids.has(key.id)) {
+        ctx.addIssue({ code: 'custom', message: 'must be id:base64 pairs separated by commas, each key 32 random bytes, each id once' });
+        return z.NEVER;
+      }
+      ids.add(key.id);
+    }
+    return keys;
+  })
+  .default([]);
+
 /** Variables more than one process reads, defined once so they mean the same everywhere. */
 export const commonFields = {
+  BERTH_MODE: berthMode,
   NODE_ENV: nodeEnv,
   LOG_LEVEL: logLevel,
   APP_URL: url(['http', 'https'], localDefaults.APP_URL),
@@ -229,7 +271,12 @@ export const commonFields = {
   /** Absent: billing runs locally (local checkout page, signed webhooks) instead of Stripe. */
   STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret key (sk_test_..., sk_live_...)').optional(),
   MASTER_KEY: aes256Key(localDefaults.MASTER_KEY),
-  MASTER_KEY_ID: z.string().regex(/^[\w.-]{1,64}$/, 'must be a short key id (letters, digits, . _ -)').default(localDefaults.MASTER_KEY_ID),
+  MASTER_KEY_ID: keyId.default(localDefaults.MASTER_KEY_ID),
+  /**
+   * Older master keys that still decrypt, while the re-encryption job moves what they sealed to the
+   * current key: `id:base64` pairs separated by commas. A key leaves this list only once nothing uses it.
+   */
+  MASTER_KEYS_PREVIOUS: previousKeys,
 };
 
 /** Where mail goes: Resend when RESEND_API_KEY is set, else SMTP (maildev locally). api and worker both send. */

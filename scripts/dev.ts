@@ -4,11 +4,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
 import { startProcess, httpOk, prefixedSink, type ManagedProcess } from '../lib/process.ts';
 import { buildWebIfNeeded } from './services/web-build.ts';
 import { dataDir, rootDir } from '../lib/paths.ts';
-import { startTemporalDevServer } from './services/temporal.ts';
+import { startTemporalDevServer, workerPolling } from './services/temporal.ts';
 import { startMinio } from './services/minio.ts';
 import { startPostgres } from './services/postgres.ts';
 import { startMaildev } from './services/maildev.ts';
@@ -113,16 +112,6 @@ async function step<T extends Part>(name: string, start: () => Promise<T>): Prom
   return first;
 }
 
-async function workerPolling(address: string, namespace: string, taskQueue: string): Promise<boolean> {
-  const connection = await Connection.connect({ address, connectTimeout: 1000 });
-  try {
-    const res = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 });
-    return (res.pollers?.length ?? 0) > 0;
-  } finally {
-    await connection.close();
-  }
-}
-
 try {
   const postgres = await step('postgres', () =>
     process.env.DATABASE_URL
@@ -143,6 +132,8 @@ try {
   ]);
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
+    // Explicitly local: stand-ins and development secrets are allowed only in this mode.
+    BERTH_MODE: 'local',
     DATABASE_URL: postgres.url,
     TEMPORAL_ADDRESS: temporal.address,
     AWS_ENDPOINT_URL_S3: minio.endpoint,

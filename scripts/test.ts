@@ -1,14 +1,14 @@
 /**
  * Runs Berth's checks and test tiers in order and ends with one line of totals over all of them:
  * `N passed, N failed`. Each tier's vitest project starts and stops the services it needs.
- * Usage: node scripts/test.ts [tier ...]   (tiers: static unit workflows replay integration production e2e)
+ * Usage: node scripts/test.ts [tier ...]   (tiers: static unit workflows replay integration security production e2e)
  */
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { cacheDir, rootDir } from '../lib/paths.ts';
 
-const allTiers = ['static', 'unit', 'workflows', 'replay', 'integration', 'production', 'e2e'] as const;
+const allTiers = ['static', 'unit', 'workflows', 'replay', 'integration', 'security', 'production', 'e2e'] as const;
 type Tier = (typeof allTiers)[number];
 
 const requested = process.argv.slice(2);

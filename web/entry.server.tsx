@@ -7,6 +7,8 @@ import { isbot } from "isbot";
 import type { RenderToPipeableStreamOptions } from "react-dom/server";
 import { renderToPipeableStream } from "react-dom/server";
 import { createLogger } from "../lib/log.ts";
+import { requestContext } from "./context.ts";
+import { NonceProvider } from "./nonce.tsx";
 
 const log = createLogger("web-render");
 
@@ -17,8 +19,10 @@ export default function handleRequest(
   responseStatusCode: number,
   responseHeaders: Headers,
   routerContext: EntryContext,
-  _loadContext: RouterContextProvider,
+  loadContext: RouterContextProvider,
 ) {
+  // Every script this page renders carries the nonce the Content-Security-Policy header names.
+  const nonce = loadContext.get(requestContext).cspNonce;
   // https://httpwg.org/specs/rfc9110.html#HEAD
   if (request.method.toUpperCase() === "HEAD") {
     return new Response(null, {
@@ -46,8 +50,11 @@ export default function handleRequest(
     );
 
     const { pipe, abort } = renderToPipeableStream(
-      <ServerRouter context={routerContext} url={request.url} />,
+      <NonceProvider value={nonce}>
+        <ServerRouter context={routerContext} url={request.url} nonce={nonce} />
+      </NonceProvider>,
       {
+        nonce,
         [readyOption]() {
           shellRendered = true;
           const body = new PassThrough({
@@ -88,7 +95,7 @@ export default function handleRequest(
   });
 }
 
-export { servicesContext } from './context.ts';
+export { requestContext, servicesContext } from './context.ts';
 
 /** Server-side errors worth a log line: not aborted requests, not pages that do not exist. */
 export function handleError(error: unknown, { request }: { request: Request }) {

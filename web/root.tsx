@@ -2,6 +2,7 @@ import type { ReactNode } from 'react';
 import { Form, Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse, useRouteLoaderData } from 'react-router';
 import type { Route } from './+types/root.ts';
 import { services } from './auth.server.ts';
+import { useNonce } from './nonce.tsx';
 import './styles.css';
 
 export async function loader({ request, context }: Route.LoaderArgs) {
@@ -11,6 +12,7 @@ export async function loader({ request, context }: Route.LoaderArgs) {
 
 export function Layout({ children }: { children: ReactNode }) {
   const data = useRouteLoaderData<typeof loader>('root');
+  const nonce = useNonce();
   return (
     <html lang="en">
       <head>
@@ -44,8 +46,8 @@ export function Layout({ children }: { children: ReactNode }) {
           </nav>
         </header>
         <main>{children}</main>
-        <ScrollRestoration />
-        <Scripts />
+        <ScrollRestoration nonce={nonce} />
+        <Scripts nonce={nonce} />
       </body>
     </html>
   );

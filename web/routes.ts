@@ -8,6 +8,7 @@ export default [
   route('forgot-password', 'routes/forgot-password.tsx'),
   route('reset-password', 'routes/reset-password.tsx'),
   route('verify-email', 'routes/verify-email.tsx'),
+  route('confirm-password', 'routes/confirm-password.tsx'),
   route('dashboard', 'routes/dashboard.tsx'),
   route('terminal', 'routes/terminal.tsx'),
   route('chat', 'routes/chat.tsx'),

@@ -48,6 +48,9 @@ export const workerConfigSchema = z
         AWS_SECRET_ACCESS_KEY: localDefaults.AWS_SECRET_ACCESS_KEY,
         HCLOUD_TOKEN: localDefaults.HCLOUD_TOKEN,
         MASTER_KEY: localDefaults.MASTER_KEY,
+        DATABASE_URL: localDefaults.DATABASE_URL,
+        HCLOUD_ENDPOINT: localDefaults.HCLOUD_ENDPOINT,
+        AWS_ENDPOINT_URL_S3: localDefaults.AWS_ENDPOINT_URL_S3,
       },
       required: ['STRIPE_SECRET_KEY'],
     }),
@@ -75,5 +78,5 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
 // `node worker/config.ts` checks the environment without starting anything.
 if (import.meta.main) {
   const config = loadWorkerConfig();
-  process.stdout.write(`worker: configuration OK (NODE_ENV=${config.NODE_ENV}, billing=${config.billing}, mailer=${config.mailer})\n`);
+  process.stdout.write(`worker: configuration OK (BERTH_MODE=${config.BERTH_MODE}, NODE_ENV=${config.NODE_ENV}, billing=${config.billing}, mailer=${config.mailer})\n`);
 }

@@ -10,6 +10,7 @@ import { ensureSchedules } from './schedules.ts';
 import { createDb } from '../db/client.ts';
 import { createLogger } from '../lib/log.ts';
 import { masterKeysFrom } from '../lib/secrets.ts';
+import { assertKeyringCoversUsage, KeyringIncomplete } from '../activities/keys/rotation.ts';
 import { customerWorkflowStart } from '../lib/lifecycle-client.ts';
 import { backupProgressSignal } from '../workflows/messages.ts';
 import { workflowsPath } from './bundle.ts';
@@ -38,9 +39,16 @@ exitIfObjectWrapAddonLoaded('worker');
 const config = loadWorkerConfig();
 const log = createLogger('worker', config.LOG_LEVEL);
 const db = createDb(config.DATABASE_URL);
-const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY });
+const masterKeys = masterKeysFrom({ id: config.MASTER_KEY_ID, base64: config.MASTER_KEY }, config.MASTER_KEYS_PREVIOUS);
+// A key retires only when nothing uses it: refuse to run without one that still seals stored data.
+await assertKeyringCoversUsage(db, masterKeys).catch((err: unknown) => {
+  if (!(err instanceof KeyringIncomplete)) return log.warn({ err: errorMessage(err) }, 'could not check the master keyring against stored data');
+  log.fatal({ err: err.message }, 'master keyring incomplete');
+  process.exit(1);
+});
 const plans = createPlans(config);
-const localCloud = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.HCLOUD_ENDPOINT).hostname);
+// The local cloud's stand-ins (assistant, shared network) only in local mode, never by accident.
+const localCloud = config.BERTH_MODE === 'local' && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.HCLOUD_ENDPOINT).hostname);
 
 const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });

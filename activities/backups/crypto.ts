@@ -111,6 +111,53 @@ export function unwrapDataKey(json: HeaderJson, masterKeys: MasterKeys): Buffer 
   }
 }
 
+/** A data key re-wrapped under a newer master key (stored with the backup's record, not in the object). */
+interface RewrappedKeyJson {
+  v: 1;
+  keyId: string;
+  nonce: string;
+  wrappedKey: string;
+}
+
+function rewrapAad(keyId: string, backupId: string): Buffer {
+  return Buffer.from(`berth-backup-data-key:${keyId}:${backupId}`);
+}
+
+/**
+ * Master key rotation for a backup without rewriting its object: the data key, unwrapped with the
+ * key the header names (or a previous re-wrap), sealed again under `keyId`, bound to `backupId` so
+ * it opens no other backup. Returns the JSON to store with the record.
+ */
+export function rewrapDataKey(dataKey: Buffer, keyId: string, masterKeys: MasterKeys, backupId: string): string {
+  const master = checkMasterKey(keyId, masterKeys[keyId]);
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', master, nonce);
+  cipher.setAAD(rewrapAad(keyId, backupId));
+  const wrapped = Buffer.concat([cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
+  const json: RewrappedKeyJson = { v: 1, keyId, nonce: nonce.toString('base64'), wrappedKey: wrapped.toString('base64') };
+  return JSON.stringify(json);
+}
+
+/** The data key from a record's re-wrapped key; KeyUnavailable if its master key is not configured or does not open it. */
+export function unwrapRewrapped(stored: string, masterKeys: MasterKeys, backupId: string): { keyId: string; dataKey: Buffer } {
+  let json: RewrappedKeyJson;
+  try {
+    json = JSON.parse(stored) as RewrappedKeyJson;
+  } catch (err) {
+    throw backupFailure(ErrorType.BackupCorrupt, `backup ${backupId} has an unreadable re-wrapped data key`, err);
+  }
+  const master = checkMasterKey(json.keyId, masterKeys[json.keyId]);
+  const wrapped = Buffer.from(json.wrappedKey, 'base64');
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', master, Buffer.from(json.nonce, 'base64'));
+    decipher.setAAD(rewrapAad(json.keyId, backupId));
+    decipher.setAuthTag(wrapped.subarray(wrapped.length - TAG_BYTES));
+    return { keyId: json.keyId, dataKey: Buffer.concat([decipher.update(wrapped.subarray(0, wrapped.length - TAG_BYTES)), decipher.final()]) };
+  } catch (err) {
+    throw backupFailure(ErrorType.KeyUnavailable, `master key ${JSON.stringify(json.keyId)} does not open backup ${backupId}'s re-wrapped data key`, err);
+  }
+}
+
 /** Plaintext in, header + sealed chunk records out; the last record carries the final flag. */
 export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKeys; chunkSize?: number }): Transform {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -172,7 +219,7 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
  * go on; a missing final record, bytes after it, or a failed tag is BackupCorrupt; a key that is
  * not configured or does not open the data key is KeyUnavailable.
  */
-export function createDecryptStream(opts: { masterKeys: MasterKeys }): Transform {
+export function createDecryptStream(opts: { masterKeys: MasterKeys; /** The data key, when the record holds it re-wrapped (rotation); otherwise the header's is used. */ dataKey?: Buffer }): Transform {
   // Incoming blocks are kept as a list and joined only once a whole header or record is there.
   let parts: Buffer[] = [];
   let partsLength = 0;
@@ -192,7 +239,7 @@ export function createDecryptStream(opts: { masterKeys: MasterKeys }): Transform
         need = buf.length < MAGIC.length + 4 ? MAGIC.length + 4 : MAGIC.length + 4 + buf.readUInt32BE(MAGIC.length);
         return buf;
       }
-      dataKey = unwrapDataKey(parsed.json, opts.masterKeys);
+      dataKey = opts.dataKey ?? unwrapDataKey(parsed.json, opts.masterKeys);
       headerDigest = createHash('sha256').update(buf.subarray(0, parsed.length)).digest();
       chunkSize = parsed.json.chunkSize;
       buf = buf.subarray(parsed.length);

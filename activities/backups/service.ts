@@ -23,13 +23,13 @@ import {
   ARCHIVE_LISTER_PY, canonicalDifferences, canonicalDigest, canonicalFromManifest, canonicalFromTree, ManifestMergeError, manifestEntries,
   parseArchiveListing, type CanonicalEntry, type ManifestEntry,
 } from './archive.ts';
-import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, type MasterKeys } from './crypto.ts';
+import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, unwrapRewrapped, type MasterKeys } from './crypto.ts';
 import { asTyped, backupFailure, failureType } from './errors.ts';
 import {
   collectStderr, connectSsh, EXIT_REPORT_MARK, execChannel, exitOf, mustRun, runRemote, shq, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget,
 } from './ssh.ts';
 import type { BackupRecord, BackupStore } from './store.ts';
-import { checkRelativePath, listRemoteTree, type ContentHash, type TreeEntry } from './tree.ts';
+import { checkRelativePath, listRemoteTree, maxListingBytes, type ContentHash, type TreeEntry } from './tree.ts';
 import { createPartUpload } from './upload.ts';
 
 export interface BackupServiceConfig {
@@ -217,6 +217,13 @@ export interface BackupService {
 }
 
 const RESTORE_ERRORS: readonly string[] = [ErrorType.BackupCorrupt, ErrorType.KeyUnavailable];
+
+/**
+ * The server's size estimate sizes the upload's part buffers (partSize × (queueSize + 1) in memory),
+ * so neither is taken beyond these: 64 MiB parts hold objects up to 625 GiB in 10,000 parts.
+ */
+const MAX_PART_BYTES = 64 * 1024 * 1024;
+const MAX_ESTIMATE_BYTES = 16 * 1024 ** 4;
 
 /**
  * The backup pipeline on the server, run as the login account. Arguments: root, the attempt's work
@@ -484,7 +491,9 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         const serverZstd = facts[1]?.trim() && facts[1].trim() !== 'none' ? facts[1].trim() : undefined;
         const python = facts[2]?.trim();
         if (!python || python === 'none') throw backupFailure(ErrorType.Misconfigured, 'the server has no python3: the manifest is read from the archive with its tarfile module');
-        progress.bytesEstimate = Number(facts[3]?.split(/\s/)[0]) || null;
+        // The server's own word: a number only within reason, or none (it sizes the upload's parts).
+        const estimate = Number(facts[3]?.split(/\s/)[0]);
+        progress.bytesEstimate = Number.isSafeInteger(estimate) && estimate > 0 ? Math.min(estimate, MAX_ESTIMATE_BYTES) : null;
         const where = compressOn === 'server' && serverZstd ? 'server' : 'worker';
         if (compressOn === 'server' && !serverZstd) log.warn({ backupId }, 'the server has no zstd: compressing in the worker');
         scope.check();
@@ -536,7 +545,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         });
         // Fixed part buffers, reused: memory is partSize × (queueSize + 1) plus a chunk or two in the stages.
         const MiB = 1024 * 1024;
-        const parts = Math.max(partSize, Math.ceil((progress.bytesEstimate ?? 0) / 9000 / MiB) * MiB);
+        const parts = Math.min(MAX_PART_BYTES, Math.max(partSize, Math.ceil((progress.bytesEstimate ?? 0) / 9000 / MiB) * MiB));
         const upload = createPartUpload({ s3, bucket, key: objectKey, partSize: parts, queueSize, contentType: 'application/octet-stream' });
         const stages: Transform[] = [gate];
         if (where === 'worker') stages.push(zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: zstdLevel } }));
@@ -570,8 +579,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         report(progress, true);
         const [reread, listing, skippedList] = await Promise.all([
           rereadObject(objectKey, req.signal),
-          mustRun(client, `cat -- ${shq(`${work}/listing`)}`, 'reading the archive listing'),
-          mustRun(client, `cat -- ${shq(`${work}/skipped`)}`, 'reading what was left out'),
+          mustRun(client, `cat -- ${shq(`${work}/listing`)}`, 'reading the archive listing', ErrorType.Transient, maxListingBytes),
+          mustRun(client, `cat -- ${shq(`${work}/skipped`)}`, 'reading what was left out', ErrorType.Transient, maxListingBytes),
         ]);
         if (reread.size !== sizeBytes || reread.sha256 !== sha256) {
           throw backupFailure(ErrorType.BackupCorrupt, `stored object ${objectKey} does not match what was sent (size ${reread.size}/${sizeBytes}, sha256 ${reread.sha256}/${sha256})`);
@@ -659,8 +668,10 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         for await (const c of await getStream(link.objectKey, { range: 'bytes=0-16383', signal: req.signal })) head.push(c as Buffer);
         const parsed = parseHeader(Buffer.concat(head));
         if (!parsed) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} has a truncated header`);
-        if (parsed.json.keyId !== link.encryptionKeyId) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} names key ${parsed.json.keyId}, recorded ${link.encryptionKeyId}`);
-        unwrapDataKey(parsed.json, masterKeys);
+        // After a master key rotation the record holds the data key re-wrapped under the newer key.
+        const keyId = link.dataKey ? unwrapRewrapped(link.dataKey, masterKeys, link.id).keyId : parsed.json.keyId;
+        if (keyId !== link.encryptionKeyId) throw backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} names key ${keyId}, recorded ${link.encryptionKeyId}`);
+        if (!link.dataKey) unwrapDataKey(parsed.json, masterKeys);
       }
 
       const report = progressReporter(req.onProgress, req.progressIntervalMs);
@@ -722,7 +733,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
             },
           });
           try {
-            const stages: Transform[] = [meter, createDecryptStream({ masterKeys })];
+            const dataKey = link.dataKey ? unwrapRewrapped(link.dataKey, masterKeys, link.id).dataKey : undefined;
+            const stages: Transform[] = [meter, createDecryptStream({ masterKeys, dataKey })];
             if (!serverSide) stages.push(zlib.createZstdDecompress());
             await pipeline([await getStream(link.objectKey, { signal: req.signal }), ...stages, counter, channel]);
           } catch (err) {

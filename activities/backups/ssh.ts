@@ -170,7 +170,8 @@ export function watchTarStderr(channel: ClientChannel, onBytes: (archiveBytes: n
   let exits: Record<string, number> | undefined;
   channel.stderr.on('data', (d: Buffer) => {
     const lines = (partial + d.toString('utf8')).split('\n');
-    partial = lines.pop() ?? '';
+    // A line without end (the server's shell printing without newlines) is cut, not kept growing.
+    partial = (lines.pop() ?? '').slice(-maxLineBytes);
     for (const line of lines) {
       const mark = line.indexOf(TAR_PROGRESS_MARK);
       const totals = /Total bytes written: (\d+)/.exec(line);
@@ -185,19 +186,43 @@ export function watchTarStderr(channel: ClientChannel, onBytes: (archiveBytes: n
   return { text: () => (text + (text.length < limit ? partial.slice(0, limit - text.length) : '')).trim(), archiveBytes: () => total, exits: () => exits };
 }
 
-/** Runs a command to completion, returning its exit code and output (stdout as bytes). */
-export async function runRemote(client: Client, command: string): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+/** The longest line of tar's stderr kept while waiting for its end. */
+const maxLineBytes = 64 * 1024;
+
+/**
+ * Most stdout a command's result may hold, unless the caller says otherwise. The customer controls
+ * their server, shell startup files included, so its output is hostile until proven small: past the
+ * limit the channel is closed and the command fails (Transient: the server may behave next time).
+ */
+export const defaultOutputLimit = 1024 * 1024;
+
+/** Runs a command to completion, returning its exit code and output (stdout as bytes, at most `limit`). */
+export async function runRemote(client: Client, command: string, limit = defaultOutputLimit): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   const channel = await execChannel(client, command);
   const stderr = collectStderr(channel);
   const chunks: Buffer[] = [];
-  channel.on('data', (d: Buffer) => chunks.push(d));
-  const code = await exitOf(channel, command.split(' ')[0] ?? 'command', stderr);
+  let received = 0;
+  let overflow = false;
+  channel.on('data', (d: Buffer) => {
+    if (overflow) return;
+    received += d.length;
+    if (received <= limit) return void chunks.push(d);
+    overflow = true;
+    chunks.length = 0;
+    channel.close();
+  });
+  const what = command.split(' ')[0] ?? 'command';
+  const code = await exitOf(channel, what, stderr).catch((err: unknown) => {
+    if (overflow) return -1;
+    throw err;
+  });
+  if (overflow) throw backupFailure(ErrorType.Transient, `${what}: the server wrote more than ${limit} bytes (do its shell startup files print?)`);
   return { code, stdout: Buffer.concat(chunks), stderr: stderr() };
 }
 
-/** Runs a command that must succeed; its failure is Transient unless `type` says otherwise. */
-export async function mustRun(client: Client, command: string, what: string, type: ErrorType = ErrorType.Transient): Promise<Buffer> {
-  const result = await runRemote(client, command);
+/** Runs a command that must succeed; its failure is Transient unless `type` says otherwise. Output past `limit` fails it. */
+export async function mustRun(client: Client, command: string, what: string, type: ErrorType = ErrorType.Transient, limit = defaultOutputLimit): Promise<Buffer> {
+  const result = await runRemote(client, command, limit);
   if (result.code !== 0) throw backupFailure(type, `${what} failed (exit ${result.code})${result.stderr ? `: ${result.stderr}` : ''}`);
   return result.stdout;
 }

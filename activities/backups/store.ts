@@ -11,7 +11,7 @@
 import type { Backup, BackupAttemptOutcome, BackupKind, BackupManifest, Db } from '../../db/database.ts';
 
 export type BackupRecord = Pick<Backup, 'id' | 'userId' | 'serverId' | 'kind' | 'parentId' | 'sizeBytes' | 'sha256' | 'objectKey'
-  | 'encryptionKeyId' | 'status' | 'manifest' | 'createdAt' | 'verifiedAt' | 'expiresAt' | 'attemptId'>;
+  | 'encryptionKeyId' | 'dataKey' | 'status' | 'manifest' | 'createdAt' | 'verifiedAt' | 'expiresAt' | 'attemptId'>;
 
 export interface NewBackupRecord {
   id: string;
@@ -73,7 +73,7 @@ export function createKyselyBackupStore(db: Db): BackupStore {
           .values({ ...row, attemptId, status: 'pending' })
           .onConflict((oc) => oc.column('id').doUpdateSet({
             status: 'pending', kind: r.kind, parentId: r.parentId, expiresAt: r.expiresAt, objectKey: r.objectKey,
-            encryptionKeyId: r.encryptionKeyId, attemptId, sizeBytes: null, sha256: null, manifest: null, verifiedAt: null,
+            encryptionKeyId: r.encryptionKeyId, dataKey: null, attemptId, sizeBytes: null, sha256: null, manifest: null, verifiedAt: null,
           }).where('backups.status', '<>', 'completed'))
           .returning('id')
           .executeTakeFirst();
@@ -145,7 +145,7 @@ export function createMemoryBackupStore(): BackupStore & { rows: Map<string, Bac
     async claim(r) {
       const existing = rows.get(r.id);
       if (existing?.status === 'completed') return { owned: false, completed: existing };
-      rows.set(r.id, { ...r, status: 'pending', sizeBytes: null, sha256: null, manifest: null, verifiedAt: null,
+      rows.set(r.id, { ...r, dataKey: null, status: 'pending', sizeBytes: null, sha256: null, manifest: null, verifiedAt: null,
         createdAt: existing?.createdAt ?? new Date(Date.now() + tick++) });
       attempts.set(r.attemptId, { id: r.attemptId, backupId: r.id, objectKey: r.objectKey, startedAt: new Date(), finishedAt: null, outcome: null });
       return { owned: true };

@@ -68,6 +68,12 @@ export function checkRelativePath(p: string): string {
   return clean;
 }
 
+/**
+ * Most bytes a listing (or all hash outputs together) may take: about a million files. Beyond it a
+ * backup fails rather than let one customer's server fill the shared worker's memory.
+ */
+export const maxListingBytes = 128 * 1024 * 1024;
+
 const FIELDS = 10;
 
 /** Most hashing commands run at once on the server, whatever its core count. */
@@ -86,9 +92,10 @@ export async function listRemoteTree(client: Client, root: string, paths: readon
   const cores = Number((await mustRun(client, 'nproc 2>/dev/null || echo 1', 'counting server cores')).toString().trim()) || 1;
   const hashers = Math.max(1, Math.min(MAX_HASHERS, cores));
   const [listing, ...hashOutputs] = await Promise.all([
-    mustRun(client, `${cd} && find ${starts} -printf '%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%n\\0%l\\0%D:%i\\0%p\\0'`, 'listing the tree'),
+    mustRun(client, `${cd} && find ${starts} -printf '%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%n\\0%l\\0%D:%i\\0%p\\0'`, 'listing the tree', ErrorType.Transient, maxListingBytes),
     ...Array.from({ length: hashers }, (_, i) => mustRun(client,
-      `${cd} && find ${starts} -type f -print0${hashers > 1 ? ` | sed -z -n '${i + 1}~${hashers}p'` : ''} | xargs -0 -r ${hasher.command} -z --`, 'hashing the tree')),
+      `${cd} && find ${starts} -type f -print0${hashers > 1 ? ` | sed -z -n '${i + 1}~${hashers}p'` : ''} | xargs -0 -r ${hasher.command} -z --`, 'hashing the tree',
+      ErrorType.Transient, Math.ceil(maxListingBytes / hashers))),
   ]);
 
   const sums = new Map<string, string>();

@@ -60,18 +60,38 @@ export interface ExecResult {
   stderr: string;
 }
 
-/** Runs a command; `stdin` (e.g. a config holding a token) goes over the channel, never on a command line. */
+/** Most output (stdout and stderr together) a command may write: the customer controls their server's shell. */
+export const maxExecOutputBytes = 1024 * 1024;
+
+/**
+ * Runs a command; `stdin` (e.g. a config holding a token) goes over the channel, never on a command
+ * line. Output past {@link maxExecOutputBytes} closes the channel and fails the call (Transient).
+ */
 export function sshExec(client: Client, command: string, stdin?: string): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     client.exec(command, (err, channel) => {
       if (err) return reject(ApplicationFailure.retryable(`SSH exec failed: ${err.message}`, ErrorType.Transient));
-      let stdout = '';
-      let stderr = '';
+      const out: Buffer[] = [];
+      const errOut: Buffer[] = [];
+      let received = 0;
+      let overflow = false;
       let code: number | null = null;
-      channel.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-      channel.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+      const collect = (into: Buffer[]) => (d: Buffer) => {
+        if (overflow) return;
+        received += d.length;
+        if (received <= maxExecOutputBytes) return void into.push(d);
+        overflow = true;
+        out.length = 0;
+        errOut.length = 0;
+        channel.close();
+      };
+      channel.on('data', collect(out));
+      channel.stderr.on('data', collect(errOut));
       channel.on('exit', (c: number | null) => (code = c));
-      channel.on('close', () => resolve({ code, stdout, stderr }));
+      channel.on('close', () => {
+        if (overflow) return reject(ApplicationFailure.retryable(`the server wrote more than ${maxExecOutputBytes} bytes (do its shell startup files print?)`, ErrorType.Transient));
+        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') });
+      });
       channel.end(stdin);
     });
   });

@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import type { MailDefinition } from './define.ts';
-import { passwordReset, verifyEmail, welcome } from './templates/account.ts';
+import { accountExists, passwordReset, verifyEmail, welcome } from './templates/account.ts';
 import { paymentFailed, paymentSucceeded, subscriptionEnding, subscriptionExpired } from './templates/billing.ts';
 import { backupCreated, provisioningDelayed, restoreComplete, serverReady, serverStoppedIdle } from './templates/server.ts';
 
@@ -12,6 +12,7 @@ export const mailRegistry = {
   'welcome': welcome,
   'verify-email': verifyEmail,
   'password-reset': passwordReset,
+  'account-exists': accountExists,
   'server-ready': serverReady,
   'subscription-ending': subscriptionEnding,
   'subscription-expired': subscriptionExpired,

@@ -8,6 +8,7 @@ export const mailSamples: MailSamples = {
   'welcome': { name: 'Ada Lovelace' },
   'verify-email': { name: 'Ada Lovelace', verifyUrl: 'http://localhost:3000/verify-email?token=sample-token', expiresInHours: 24 },
   'password-reset': { name: 'Ada Lovelace', resetUrl: 'http://localhost:3000/reset-password?token=sample-token', expiresInMinutes: 60 },
+  'account-exists': { name: 'Ada Lovelace', signInUrl: 'http://localhost:3000/login', resetUrl: 'http://localhost:3000/forgot-password' },
   'server-ready': { name: 'Ada Lovelace', serverAddress: '203.0.113.10' },
   'subscription-ending': { name: 'Ada Lovelace', daysLeft: 3, endsAt: '2026-03-14T09:30:00Z', retentionDays: 30 },
   'subscription-expired': { name: 'Ada Lovelace', dataKeptUntil: '2026-04-13T09:30:00Z' },

@@ -32,6 +32,8 @@ export interface LocalBillingDeps {
   now?: () => number;
   /** Length of one billing period in seconds (default 30 days). Shorter makes a dev story quick. */
   periodSeconds?: number;
+  /** The signed-in user of a request (its Cookie header): checkout and portal pages show only their own. */
+  signedInUserId?: (cookieHeader: string | null) => Promise<string | null>;
 }
 
 export const localBillingActions = ['renew', 'fail', 'cancel', 'resume', 'expire', 'debit_paid', 'debit_failed'] as const;
@@ -69,7 +71,7 @@ interface PendingCheckout {
 }
 
 export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
-  if (process.env.NODE_ENV === 'production') throw new Error('local billing must not run in production');
+  if (process.env.BERTH_MODE !== 'local') throw new Error('local billing runs only in local mode (BERTH_MODE=local)');
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const period = deps.periodSeconds ?? 30 * 86400;
   const webhookUrl = deps.webhookUrl ?? `${deps.appUrl}/webhooks/stripe`;
@@ -264,8 +266,13 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
   const router = Router();
   const form = express.urlencoded({ extended: false });
 
-  router.get('/local-billing/checkout/:id', (req: Request, res: Response) => {
-    const checkout = checkouts.get(String(req.params.id));
+  /** Whether the request's signed-in user may see `userId`'s pages (no check configured: yes). */
+  const ownedBy = async (req: Request, userId: string) =>
+    !deps.signedInUserId || (await deps.signedInUserId(req.get('cookie') ?? null)) === userId;
+
+  router.get('/local-billing/checkout/:id', async (req: Request, res: Response) => {
+    const found = checkouts.get(String(req.params.id));
+    const checkout = found && (await ownedBy(req, found.userId)) ? found : undefined;
     if (!checkout) {
       res.status(404).type('html').send(page('Checkout not found', '<p>This checkout session does not exist (the api may have restarted).</p>'));
       return;
@@ -283,6 +290,11 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
 
   router.post('/local-billing/checkout/:id/pay', form, async (req: Request, res: Response) => {
     const id = String(req.params.id);
+    const found = checkouts.get(id);
+    if (found && !(await ownedBy(req, found.userId))) {
+      res.status(404).type('html').send(page('Checkout not found', '<p>This checkout session does not exist.</p>'));
+      return;
+    }
     const method = (req.body as { method?: unknown } | undefined)?.method ?? 'card';
     if (method !== 'card' && method !== 'sepa_debit') {
       res.status(400).type('html').send(page('Payment not completed', `<p>Unknown payment method ${esc(String(method))}: card or sepa_debit.</p>`));
@@ -301,8 +313,9 @@ export function createLocalBilling(deps: LocalBillingDeps): LocalBilling {
     res.redirect(303, cancelUrl());
   });
 
-  router.get('/local-billing/portal/:userId', (req: Request, res: Response) => {
-    const sub = subscriptions.get(String(req.params.userId));
+  router.get('/local-billing/portal/:userId', async (req: Request, res: Response) => {
+    const userId = String(req.params.userId);
+    const sub = (await ownedBy(req, userId)) ? subscriptions.get(userId) : undefined;
     res.type('html').send(page('Manage your subscription', sub ? `${describe(sub)}${actionButtons(sub.userId, sub.cancelAtPeriodEnd ? ['resume'] : ['cancel'])}<p><a href="${esc(deps.appUrl)}/billing">Back to Berth</a></p>` : '<p>No local subscription.</p>'));
   });
 

@@ -4,6 +4,9 @@ import * as lifecycleProjection from './2026-11-26T12-00-00-lifecycle-projection
 import * as stripeEventAttention from './2026-11-30T00-00-00-stripe-event-attention.ts';
 import * as cloudProjects from './2026-11-30T12-00-00-cloud-projects.ts';
 import * as backupAttempts from './2026-11-30T18-00-00-backup-attempts.ts';
+import * as sessionsReauth from './2026-12-01T00-00-00-sessions-reauth.ts';
+import * as throttleAndMailOutbox from './2026-12-01T00-00-01-throttle-and-mail-outbox.ts';
+import * as backupDataKeys from './2026-12-01T00-00-02-backup-data-keys.ts';
 
 /**
  * Every migration, in order, listed by hand: no folder scanning, so a bundle or a typo cannot
@@ -15,6 +18,9 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-30T00-00-00-stripe-event-attention': stripeEventAttention,
   '2026-11-30T12-00-00-cloud-projects': cloudProjects,
   '2026-11-30T18-00-00-backup-attempts': backupAttempts,
+  '2026-12-01T00-00-00-sessions-reauth': sessionsReauth,
+  '2026-12-01T00-00-01-throttle-and-mail-outbox': throttleAndMailOutbox,
+  '2026-12-01T00-00-02-backup-data-keys': backupDataKeys,
 };
 
 /** The Kysely MigrationProvider that returns exactly the list above. */

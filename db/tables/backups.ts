@@ -25,6 +25,8 @@ export interface BackupsTable {
   sha256: string | null;
   objectKey: string;
   encryptionKeyId: string;
+  /** The data key re-wrapped under encryptionKeyId after a master key rotation; null: the object's header holds it. */
+  dataKey: ColumnType<string | null, string | null | undefined, string | null>;
   status: ColumnType<BackupStatus, BackupStatus | undefined, BackupStatus>;
   manifest: ColumnType<BackupManifest | null, string | null | undefined, string | null>;
   createdAt: ColumnType<Date, Date | undefined, never>;

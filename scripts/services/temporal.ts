@@ -65,3 +65,14 @@ export async function startTemporalDevServer(opts: {
   });
   return { address, uiUrl, process, stop: () => process.stop() };
 }
+
+/** True once a worker polls `taskQueue`: the worker process is ready to run workflows. */
+export async function workerPolling(address: string, namespace: string, taskQueue: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 1000 });
+  try {
+    const res = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 });
+    return (res.pollers?.length ?? 0) > 0;
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { launchBrowser, registerAccount } from '../support/browser.ts';
+import { launchBrowser, linkInMail as linkInMailAt, registerAccount } from '../support/browser.ts';
 
 let browser: Browser;
 beforeAll(async () => {
@@ -10,12 +10,8 @@ afterAll(async () => {
   await browser?.close();
 });
 
-/** The first link to `path` in the newest mail to `to` with this subject (maildev's REST API). */
-async function linkInMail(to: string, subject: string, path: string): Promise<string | undefined> {
-  const mails = (await (await fetch('http://127.0.0.1:1080/api/email')).json()) as { subject: string; text: string; to: { address: string }[] }[];
-  const mail = mails.reverse().find((m) => m.subject === subject && m.to.some((t) => t.address === to));
-  return mail?.text.match(new RegExp(`https?://\\S*${path}\\?token=[\\w.-]+`))?.[0];
-}
+/** The first link to `path` in the newest mail to `to` with this subject (the run command's mail catcher). */
+const linkInMail = (to: string, subject: string, path: string) => linkInMailAt('http://127.0.0.1:1080', to, subject, path);
 
 test('a new account gets a confirmation mail whose link confirms the address', async () => {
   const appUrl = inject('appUrl');

@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import { WebSocket } from 'ws';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
-import { launchBrowser, registerAccount } from '../support/browser.ts';
+import { confirmationLink, launchBrowser, registerAccount, signIn } from '../support/browser.ts';
 
 let browser: Browser;
 beforeAll(async () => {
@@ -69,7 +69,10 @@ test('a new customer signs up, pays on the local checkout, and watches their ser
   await expect(page.getByText('Use at least 10 characters.').textContent()).resolves.toBeTruthy();
   await page.getByLabel('Password').fill('analytical engine 1843');
   await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/dashboard');
+  // No payment before the address is confirmed: the mailed link, then the sign-in page.
+  await page.getByRole('heading', { name: 'Check your email' }).waitFor();
+  await page.goto(await confirmationLink('http://127.0.0.1:1080', email));
+  await signIn(page, appUrl, { email, password: 'analytical engine 1843' });
   // The name is shown as typed, never as markup (the header follows once the session is read).
   await page.locator('header').getByText('Ada <b>Lovelace</b>', { exact: true }).waitFor();
   await page.getByRole('link', { name: 'See the plans' }).click();

@@ -8,7 +8,8 @@ import { createUser, EmailTakenError, findUserByEmail } from '../../db/repositor
 import { createTestDatabase, useTestDatabase, type TestDatabase } from '../support/db.ts';
 
 const berthTables = [
-  'audit_log', 'backup_attempts', 'backups', 'cloud_assignments', 'customers', 'email_log', 'encrypted_secrets', 'invoices', 'servers', 'sessions', 'stripe_events', 'users',
+  'audit_log', 'backup_attempts', 'backups', 'cloud_assignments', 'customers', 'email_log', 'encrypted_secrets', 'invoices', 'mail_outbox',
+  'rate_limits', 'servers', 'sessions', 'stripe_events', 'users',
 ];
 const bookkeeping = ['kysely_migration', 'kysely_migration_lock'];
 
@@ -57,6 +58,16 @@ describe('migrations on real PostgreSQL', () => {
         undone += 1;
       }
     };
+    expect(await columnsOf(t, 'backups')).toContain('data_key');
+    await stepDownTo('2026-12-01T00-00-01-throttle-and-mail-outbox');
+    expect(await columnsOf(t, 'backups')).not.toContain('data_key');
+    expect(await tablesIn(t)).toEqual(expect.arrayContaining(['mail_outbox', 'rate_limits']));
+    await stepDownTo('2026-12-01T00-00-00-sessions-reauth');
+    expect(await tablesIn(t)).not.toContain('mail_outbox');
+    expect(await tablesIn(t)).not.toContain('rate_limits');
+    expect(await columnsOf(t, 'sessions')).toContain('authenticated_at');
+    await stepDownTo('2026-11-30T18-00-00-backup-attempts');
+    expect(await columnsOf(t, 'sessions')).not.toContain('authenticated_at');
     expect(await columnsOf(t, 'backups')).toContain('attempt_id');
     await stepDownTo('2026-11-30T12-00-00-cloud-projects');
     expect(await tablesIn(t)).not.toContain('backup_attempts');
@@ -71,7 +82,7 @@ describe('migrations on real PostgreSQL', () => {
     expect((await migrateDown(t.db)).map((r) => r.migrationName)).toEqual(['2026-11-26T12-00-00-lifecycle-projection']);
     undone += 1;
     expect(await columnsOf(t, 'customers')).not.toContain('as_of');
-    expect(await tablesIn(t)).toEqual([...berthTables.filter((n) => n !== 'cloud_assignments' && n !== 'backup_attempts'), ...bookkeeping].sort());
+    expect(await tablesIn(t)).toEqual([...berthTables.filter((n) => !['cloud_assignments', 'backup_attempts', 'mail_outbox', 'rate_limits'].includes(n)), ...bookkeeping].sort());
     for (let i = undone; i < names.length; i++) expect((await migrateDown(t.db)).map((r) => r.status)).toEqual(['Success']);
     expect(await tablesIn(t)).toEqual(bookkeeping);
     expect(await migrateDown(t.db)).toEqual([]);

@@ -139,7 +139,7 @@ test('sign up → pay → server ready → backup → expiry → renewal → res
   const email = `ada.${Date.now()}@example.com`;
 
   // Sign up and pay through web A.
-  await registerAccount(page, webA, { name: 'Ada Lovelace', email, password: 'analytical engine 1843' });
+  await registerAccount(page, webA, { name: 'Ada Lovelace', email, password: 'analytical engine 1843' }, stack.maildevUrl);
   const userId = (await db.query<{ id: string }>('select id from users where email = $1', [email])).rows[0]!.id;
   const workflowId = lifecycleWorkflowId(userId);
   await checkout(page);

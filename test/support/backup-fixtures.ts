@@ -55,10 +55,11 @@ export interface BackupWorld {
 /**
  * sshd (logging in as an unprivileged account, as production does) + migrated scratch schema + a
  * user + a backup service backing up `<dir>/src` (relative to /).
+ * `sshdConfig`: extra sshd_config lines (e.g. a ForceCommand that plays a hostile shell).
  */
-export async function startBackupWorld(name: string): Promise<BackupWorld> {
+export async function startBackupWorld(name: string, opts: { sshdConfig?: string[] } = {}): Promise<BackupWorld> {
   const dir = await mkdtemp(path.join(tmpdir(), `berth-${name}-`));
-  const [sshd, database] = await Promise.all([startSshd(), createTestDatabase({ name })]);
+  const [sshd, database] = await Promise.all([startSshd({ config: opts.sshdConfig }), createTestDatabase({ name })]);
   // The account's state directory and restore targets live here, as its home would hold them.
   await chown(dir, sshd.account.uid, sshd.account.gid);
   const user = await database.db.insertInto('users')

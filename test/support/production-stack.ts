@@ -35,7 +35,7 @@ export interface ProductionStack {
   cloudToken: string;
   /** The local cloud's data folder: each server's disk is `servers/<id>/disk/`. */
   cloudDataDir: string;
-  /** The environment the worker and web processes run with (local stand-ins, no real secrets). */
+  /** The environment the worker and web processes run with (local mode: local stand-ins, no real secrets). */
   appEnv: Record<string, string>;
   /** The worker processes the stack started. */
   workerPids: number[];
@@ -116,6 +116,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const webUrls = webPorts.map((p) => `http://localhost:${p}`);
     const bundle = path.join(dir, 'workflows.js');
     const appEnv: Record<string, string> = {
+      // Production's shape, with local stand-ins for Stripe, Resend and Hetzner: those run only in local mode.
+      BERTH_MODE: 'local',
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
       DATABASE_URL: postgres.url,

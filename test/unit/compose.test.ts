@@ -26,7 +26,12 @@ function writeSecrets(): string {
   const password = randomBytes(12).toString('hex');
   const secrets: Record<string, string> = {
     postgres_password: password,
-    database_url: `postgres://berth:${password}@postgres:5432/berth`,
+    berth_owner_password: 'owner-password',
+    berth_app_password: 'app-password',
+    temporal_db_password: 'temporal-password',
+    owner_database_url: 'postgres://berth_owner:owner-password@postgres:5432/berth',
+    database_url: 'postgres://berth_app:app-password@postgres:5432/berth',
+    master_keys_previous: '',
     session_secret: randomBytes(32).toString('hex'),
     master_key: randomBytes(32).toString('base64'),
     stripe_secret_key: `sk_live_${randomBytes(12).toString('hex')}`,
@@ -101,9 +106,9 @@ test('each service gets only its own secrets, as files, and web and worker start
   const secretsDir = writeSecrets();
   const config = await composeConfig(productionEnv(secretsDir));
   const secretsOf = (name: string) => (config.services[name]?.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source)).sort();
-  expect(secretsOf('web')).toEqual(['database_url', 'master_key', 'resend_api_key', 'session_secret', 'stripe_secret_key', 'stripe_webhook_secret']);
-  expect(secretsOf('worker')).toEqual(['database_url', 'hcloud_token', 'master_key', 'resend_api_key', 's3_access_key_id', 's3_secret_access_key', 'stripe_secret_key']);
-  expect(secretsOf('migrate')).toEqual(['database_url']);
+  expect(secretsOf('web')).toEqual(['database_url', 'master_key', 'master_keys_previous', 'resend_api_key', 'session_secret', 'stripe_secret_key', 'stripe_webhook_secret']);
+  expect(secretsOf('worker')).toEqual(['database_url', 'hcloud_token', 'master_key', 'master_keys_previous', 'resend_api_key', 's3_access_key_id', 's3_secret_access_key', 'stripe_secret_key']);
+  expect(secretsOf('migrate')).toEqual(['owner_database_url']);
   expect(secretsOf('proxy')).toEqual([]);
   expect(secretsOf('temporal-ui')).toEqual([]);
   // No secret value is written into any service's environment.
@@ -129,4 +134,21 @@ test('without its settings, docker-compose refuses to start and names what is mi
   const env = productionEnv(writeSecrets());
   delete (env as Record<string, string | undefined>).BERTH_DOMAIN;
   await expect(composeConfig(env)).rejects.toThrow(/BERTH_DOMAIN/);
+}, composeTimeout);
+
+test('the app, the migrations and Temporal each connect with their own least-privilege role', async () => {
+  const config = await composeConfig(productionEnv(writeSecrets()));
+  const secretsOf = (name: string) => (config.services[name]?.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source)).sort();
+  // Only the database's own service sees the superuser's and the roles' passwords.
+  expect(secretsOf('postgres')).toEqual(['berth_app_password', 'berth_owner_password', 'postgres_password', 'temporal_db_password']);
+  expect(config.services.postgres?.environment?.POSTGRES_USER).toBe('postgres');
+  for (const name of ['temporal', 'temporal-schema']) {
+    expect(secretsOf(name), name).toEqual(['temporal_db_password']);
+    expect(config.services[name]?.environment?.TEMPORAL_DB_USER, name).toBe('temporal');
+  }
+  expect(config.services.migrate?.environment?.DATABASE_URL_FILE).toBe('/run/secrets/owner_database_url');
+  for (const name of ['web', 'worker']) {
+    expect(config.services[name]?.environment?.DATABASE_URL_FILE, name).toBe('/run/secrets/database_url');
+    expect(config.services[name]?.environment?.BERTH_MODE, name).toBe('production');
+  }
 }, composeTimeout);

@@ -19,6 +19,7 @@ const expected: Record<MailKind, { subject: string; text: string[] }> = {
   'welcome': { subject: 'Welcome to Berth', text: ['Hi Ada Lovelace,', 'https://app.berth.test/dashboard'] },
   'verify-email': { subject: 'Confirm your email address', text: ['http://localhost:3000/verify-email?token=sample-token', 'works for 24 hours'] },
   'password-reset': { subject: 'Reset your Berth password', text: ['http://localhost:3000/reset-password?token=sample-token', 'works for 60 minutes'] },
+  'account-exists': { subject: 'You already have a Berth account', text: ['http://localhost:3000/login', 'http://localhost:3000/forgot-password', 'nothing was changed'] },
   'server-ready': { subject: 'Your Berth server is ready', text: ['203.0.113.10', 'https://app.berth.test/dashboard'] },
   'subscription-ending': {
     subject: 'Your Berth subscription ends in 3 days',

@@ -1,7 +1,10 @@
 import { Form, redirectDocument, useActionData, useLoaderData, useNavigation } from 'react-router';
 import type { Route } from './+types/billing.ts';
-import { requireUser, services } from '../auth.server.ts';
+import { clientOf, refused, requireUser, services } from '../auth.server.ts';
 import { formatDate, formatMoney } from '../format.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Billing — Berth' }];
@@ -19,21 +22,26 @@ export async function loader({ request, context }: Route.LoaderArgs) {
     // A fresh id per page view: resubmitting this form reuses its session, a new visit makes a new one.
     requestId: crypto.randomUUID().replaceAll('-', ''),
     notice: new URL(request.url).searchParams.get('notice'),
+    emailVerified: user.emailVerifiedAt !== null,
   };
 }
 
 export async function action({ request, context }: Route.ActionArgs) {
   const user = await requireUser(request, context);
   const form = Object.fromEntries(await request.formData());
+  if (form.intent === 'resend-verification') {
+    const sent = await services(context).auth.resendVerification(user, clientOf(context));
+    return sent.ok ? { errors: {} as Record<string, string | undefined>, message: sent.value.message } : refused(sent, { errors: sent.errors, message: null });
+  }
   const billing = services(context).billing;
   const result = form.intent === 'portal' ? await billing.portal(user, form) : await billing.checkout(user, form);
-  if (!result.ok) return { errors: result.errors };
+  if (!result.ok) return { errors: result.errors, message: null };
   // Checkout and portal pages are not this app's routes (Stripe's, or the local stand-in's): a full page load.
   return redirectDocument(result.value.url);
 }
 
 export default function Billing() {
-  const { plans, invoices, requestId, notice } = useLoaderData<typeof loader>();
+  const { plans, invoices, requestId, notice, emailVerified } = useLoaderData<typeof loader>();
   const data = useActionData<typeof action>();
   const busy = useNavigation().state !== 'idle';
   return (
@@ -41,6 +49,13 @@ export default function Billing() {
       {notice === 'success' && <p className="notice" role="status">Thank you! Your payment went through; we are setting up your server.</p>}
       {notice === 'canceled' && <p className="notice" role="status">Checkout was canceled; nothing was charged.</p>}
       {(data?.errors.form || data?.errors.plan) && <p className="error" role="alert">{data.errors.form ?? data.errors.plan}</p>}
+      {data?.message && <p className="notice" role="status">{data.message}</p>}
+      {!emailVerified && (
+        <Form method="post" className="attention">
+          Confirm your email address before you subscribe: open the link we mailed you.{' '}
+          <button type="submit" name="intent" value="resend-verification" className="secondary" disabled={busy}>Send the link again</button>
+        </Form>
+      )}
       <section className="card">
         <h1>Plans</h1>
         <div className="plans">

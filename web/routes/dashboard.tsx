@@ -4,6 +4,7 @@ import { requireUser, services } from '../auth.server.ts';
 import { useRefreshWhile } from '../refresh.ts';
 import { formatDate, formatDateTime } from '../format.ts';
 import type { BackupInProgress } from '../../workflows/messages.ts';
+import { customerView } from '../customer-view.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Dashboard — Berth' }];
@@ -24,7 +25,9 @@ const stageText: Record<string, { label: string; explain: string }> = {
 export async function loader({ request, context }: Route.LoaderArgs) {
   const user = await requireUser(request, context);
   const view = await services(context).customer.view(user.id);
-  return { name: user.name, view };
+  // Why the customer needs our attention, and failures' internal messages, are for operators (the
+  // Temporal UI), not for the page or its data.
+  return { name: user.name, view: view && customerView(view) };
 }
 
 export async function action({ request, context }: Route.ActionArgs) {
@@ -74,7 +77,7 @@ export default function Dashboard() {
     <>
       {view.needsAttention && (
         <p className="attention" role="status">
-          We are on it: something needs our team’s attention ({view.attentionReason ?? 'details in our console'}). Your data is safe.
+          We are on it: something needs our team’s attention. Your data is safe.
         </p>
       )}
       {result && <p className={result.ok ? 'notice' : 'error'} role="status">{result.message}</p>}

@@ -1,6 +1,9 @@
 import { Form, Link, useActionData, useNavigation } from 'react-router';
 import type { Route } from './+types/forgot-password.ts';
-import { services } from '../auth.server.ts';
+import { clientOf, refused, services } from '../auth.server.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Reset your password — Berth' }];
@@ -8,8 +11,8 @@ export function meta(_: Route.MetaArgs) {
 
 export async function action({ request, context }: Route.ActionArgs) {
   const form = Object.fromEntries(await request.formData());
-  const result = await services(context).auth.requestPasswordReset(form);
-  return result.ok ? { sent: true as const, errors: {} } : { sent: false as const, errors: result.errors };
+  const result = await services(context).auth.requestPasswordReset(form, clientOf(context));
+  return result.ok ? { sent: true as const, errors: {} } : refused(result, { sent: false as const, errors: result.errors });
 }
 
 export default function ForgotPassword() {
@@ -34,6 +37,7 @@ export default function ForgotPassword() {
           <input name="email" type="email" autoComplete="email" aria-invalid={Boolean(data?.errors.email)} />
           {data?.errors.email && <span className="error">{data.errors.email}</span>}
         </label>
+        {data?.errors.form && <p className="error" role="alert">{data.errors.form}</p>}
         <button type="submit" disabled={busy}>{busy ? 'Sending…' : 'Send the link'}</button>
       </Form>
     </section>

@@ -1,6 +1,9 @@
 import { Form, Link, redirect, useActionData, useNavigation, useSearchParams } from 'react-router';
 import type { Route } from './+types/login.ts';
-import { safeNext, services } from '../auth.server.ts';
+import { clientOf, refused, safeNext, services } from '../auth.server.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Sign in — Berth' }];
@@ -15,8 +18,8 @@ export async function loader({ request, context }: Route.LoaderArgs) {
 
 export async function action({ request, context }: Route.ActionArgs) {
   const form = Object.fromEntries(await request.formData());
-  const result = await services(context).auth.login(form);
-  if (!result.ok) return { errors: result.errors, email: String(form.email ?? '') };
+  const result = await services(context).auth.login(form, clientOf(context));
+  if (!result.ok) return refused(result, { errors: result.errors, email: String(form.email ?? '') });
   return redirect(safeNext(String(form.next ?? '')), { headers: { 'Set-Cookie': result.value.setCookie } });
 }
 

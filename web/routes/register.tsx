@@ -1,6 +1,9 @@
 import { Form, Link, redirect, useActionData, useNavigation } from 'react-router';
 import type { Route } from './+types/register.ts';
-import { services } from '../auth.server.ts';
+import { clientOf, refused, services } from '../auth.server.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Create your account — Berth' }];
@@ -13,17 +16,29 @@ export async function loader({ request, context }: Route.LoaderArgs) {
 
 export async function action({ request, context }: Route.ActionArgs) {
   const form = Object.fromEntries(await request.formData());
-  const result = await services(context).auth.register(form);
-  if (!result.ok) return { errors: result.errors, values: { name: String(form.name ?? ''), email: String(form.email ?? '') } };
-  return redirect('/dashboard', { headers: { 'Set-Cookie': result.value.setCookie } });
+  const result = await services(context).auth.register(form, clientOf(context));
+  const values = { name: String(form.name ?? ''), email: String(form.email ?? '') };
+  if (!result.ok) return refused(result, { sent: false as const, errors: result.errors, values });
+  // The same page whether the address was new or had an account: the mail says which.
+  return { sent: true as const, errors: {} as Record<string, string | undefined>, values };
 }
 
 export default function Register() {
   const data = useActionData<typeof action>();
   const busy = useNavigation().state !== 'idle';
+  if (data?.sent) {
+    return (
+      <section className="card narrow">
+        <h1>Check your email</h1>
+        <p role="status">We sent a mail to {data.values.email}. Open the link in it to confirm your address, then sign in. If you already have an account, the mail tells you how to get back in.</p>
+        <p><Link to="/login">Go to sign in</Link></p>
+      </section>
+    );
+  }
   return (
     <section className="card narrow">
       <h1>Create your account</h1>
+      {data?.errors.form && <p className="error" role="alert">{data.errors.form}</p>}
       <Form method="post" className="form" noValidate>
         <label>
           Name

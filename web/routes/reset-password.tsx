@@ -1,6 +1,9 @@
 import { Form, Link, redirect, useActionData, useNavigation, useSearchParams } from 'react-router';
 import type { Route } from './+types/reset-password.ts';
-import { services } from '../auth.server.ts';
+import { clientOf, refused, services } from '../auth.server.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Choose a new password — Berth' }];
@@ -8,8 +11,8 @@ export function meta(_: Route.MetaArgs) {
 
 export async function action({ request, context }: Route.ActionArgs) {
   const form = Object.fromEntries(await request.formData());
-  const result = await services(context).auth.resetPassword(form);
-  if (!result.ok) return { errors: result.errors };
+  const result = await services(context).auth.resetPassword(form, clientOf(context));
+  if (!result.ok) return refused(result, { errors: result.errors });
   return redirect('/dashboard', { headers: { 'Set-Cookie': result.value.setCookie } });
 }
 

@@ -1,8 +1,11 @@
 import { Form, useActionData, useLoaderData, useNavigation } from 'react-router';
 import type { Route } from './+types/settings.ts';
-import { requireUser, services } from '../auth.server.ts';
+import { clientOf, refused, requireUser, services } from '../auth.server.ts';
 import { useRefreshWhile } from '../refresh.ts';
 import { timeZoneChoices } from '../../lib/time-zones.ts';
+import { retryAfterHeaders } from '../headers.ts';
+
+export const headers = retryAfterHeaders;
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Settings — Berth' }];
@@ -20,8 +23,8 @@ export async function loader({ request, context }: Route.LoaderArgs) {
 export async function action({ request, context }: Route.ActionArgs) {
   const user = await requireUser(request, context);
   const form = Object.fromEntries(await request.formData());
-  const result = await services(context).customer.saveSettings(user.id, form);
-  return result.ok ? { message: result.value.message, errors: {} } : { message: null, errors: result.errors };
+  const result = await services(context).customer.saveSettings(user.id, form, { cookieHeader: request.headers.get('cookie'), client: clientOf(context) });
+  return result.ok ? { message: result.value.message, errors: {} } : refused(result, { message: null, errors: result.errors });
 }
 
 export default function Settings() {
@@ -79,6 +82,12 @@ export default function Settings() {
           <input id="apiKey" name="apiKey" type="password" autoComplete="off" placeholder={settings.apiKeySaved ? 'a key is saved; paste a new one to replace it' : 'paste your provider’s API key'}
             aria-invalid={errors.apiKey ? true : undefined} aria-describedby={errors.apiKey ? 'key-error' : undefined} />
           {errors.apiKey && <span id="key-error" className="error">{errors.apiKey}</span>}
+        </div>
+        <div className="field">
+          <label htmlFor="password">Your password (to change the API key)</label>
+          <input id="password" name="password" type="password" autoComplete="current-password" placeholder="only asked if you signed in a while ago"
+            aria-invalid={errors.password ? true : undefined} aria-describedby={errors.password ? 'password-error' : undefined} />
+          {errors.password && <span id="password-error" className="error">{errors.password}</span>}
         </div>
         <button type="submit" disabled={busy}>{busy ? 'Saving…' : 'Save settings'}</button>
       </Form>

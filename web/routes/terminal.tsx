@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import { Link, useLoaderData } from 'react-router';
+import { Link, redirect, useLoaderData } from 'react-router';
 import xtermCss from '@xterm/xterm/css/xterm.css?url';
 import type { Route } from './+types/terminal.ts';
 import { requireUser, services } from '../auth.server.ts';
@@ -13,6 +13,9 @@ export const links: Route.LinksFunction = () => [{ rel: 'stylesheet', href: xter
 
 export async function loader({ request, context }: Route.LoaderArgs) {
   const user = await requireUser(request, context);
+  // A shell on the customer's server: only with a password typed recently (the socket checks it too).
+  const signedIn = await services(context).auth.session(request.headers.get('cookie'));
+  if (!signedIn?.recent) throw redirect('/confirm-password?next=%2Fterminal');
   const view = await services(context).customer.view(user.id);
   return { blocker: liveBlocker(view), address: view?.server && 'ipv4' in view.server ? view.server.ipv4 : null };
 }

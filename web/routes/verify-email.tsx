@@ -1,6 +1,6 @@
 import { Link, useLoaderData } from 'react-router';
 import type { Route } from './+types/verify-email.ts';
-import { services } from '../auth.server.ts';
+import { clientOf, services } from '../auth.server.ts';
 
 export function meta(_: Route.MetaArgs) {
   return [{ title: 'Confirm your email — Berth' }];
@@ -8,7 +8,7 @@ export function meta(_: Route.MetaArgs) {
 
 export async function loader({ request, context }: Route.LoaderArgs) {
   const token = new URL(request.url).searchParams.get('token') ?? '';
-  return { verified: await services(context).auth.verifyEmail(token) };
+  return { verified: await services(context).auth.verifyEmail(token, clientOf(context)) };
 }
 
 export default function VerifyEmail() {

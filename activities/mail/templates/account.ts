@@ -1,4 +1,4 @@
-/** Mails about the account itself: welcome, email verification, password reset. */
+/** Mails about the account itself: welcome, email verification, password reset, a second sign-up. */
 import { z } from 'zod';
 import { defineMail, httpUrl, personName } from '../define.ts';
 import { button, greeting, layout, p } from '../layout.ts';
@@ -60,6 +60,29 @@ export const passwordReset = defineMail({
         button(data.resetUrl, 'Choose a new password'),
         p('Or paste this link into your browser: ', data.resetUrl),
         p(`The link works for ${data.expiresInMinutes} minutes and only once. If you did not ask for this, ignore this mail: your password stays as it is.`),
+      ],
+    }),
+});
+
+/** Someone signed up with an address that has an account: the page said "check your email" either way. */
+export const accountExists = defineMail({
+  schema: z.object({
+    name: personName,
+    signInUrl: httpUrl,
+    resetUrl: httpUrl,
+  }),
+  subject: () => 'You already have a Berth account',
+  component: (data, { appUrl }) =>
+    layout({
+      appUrl,
+      preview: 'Someone tried to create a Berth account with this address.',
+      heading: 'You already have an account',
+      children: [
+        greeting(data.name),
+        p('Someone, hopefully you, tried to create a Berth account with this email address. It already has one, so nothing was changed.'),
+        button(data.signInUrl, 'Sign in'),
+        p('Forgot your password? Choose a new one here: ', data.resetUrl),
+        p('If this was not you, ignore this mail: your account stays as it is.'),
       ],
     }),
 });
