@@ -112,7 +112,7 @@ export function unwrapDataKey(json: HeaderJson, masterKeys: MasterKeys): Buffer 
 }
 
 /** Plaintext in, header + sealed chunk records out; the last record carries the final flag. */
-export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKeys; chunkSize?: number }): Transform {
+export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKeys; chunkSize?: number }): Transform & { header: Buffer } {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const { header, dataKey } = newBackupHeader(opts.keyId, opts.masterKeys, chunkSize);
   const headerDigest = createHash('sha256').update(header).digest();
@@ -137,7 +137,7 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
     stream.push(cipher.getAuthTag());
   };
 
-  return new Transform({
+  const stream = new Transform({
     // Counted in bytes: one sealed chunk may sit here while the uploader is busy, not more.
     readableHighWaterMark: chunkSize,
     transform(data: Buffer, _enc, done: TransformCallback) {
@@ -165,6 +165,9 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
       done();
     },
   });
+  // The header names this object's data key: a re-read whose header is this one and whose every chunk
+  // authenticates is byte for byte what this stream produced.
+  return Object.assign(stream, { header });
 }
 
 /**
@@ -172,7 +175,7 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
  * go on; a missing final record, bytes after it, or a failed tag is BackupCorrupt; a key that is
  * not configured or does not open the data key is KeyUnavailable.
  */
-export function createDecryptStream(opts: { masterKeys: MasterKeys }): Transform {
+export function createDecryptStream(opts: { masterKeys: MasterKeys; onHeader?: (header: Buffer) => void }): Transform {
   // Incoming blocks are kept as a list and joined only once a whole header or record is there.
   let parts: Buffer[] = [];
   let partsLength = 0;
@@ -194,6 +197,7 @@ export function createDecryptStream(opts: { masterKeys: MasterKeys }): Transform
       }
       dataKey = unwrapDataKey(parsed.json, opts.masterKeys);
       headerDigest = createHash('sha256').update(buf.subarray(0, parsed.length)).digest();
+      opts.onHeader?.(Buffer.from(buf.subarray(0, parsed.length)));
       chunkSize = parsed.json.chunkSize;
       buf = buf.subarray(parsed.length);
     }
