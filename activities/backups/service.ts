@@ -24,6 +24,7 @@ import {
   ARCHIVE_LISTER_PY, canonicalDifferences, canonicalDigest, canonicalFromManifest, canonicalFromTree, ManifestMergeError, manifestEntries,
   parseArchiveListing, type CanonicalEntry, type ManifestEntry,
 } from './archive.ts';
+import { applyDeltas, DELTA_PY } from './delta.ts';
 import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, type MasterKeys } from './crypto.ts';
 import { asTyped, backupFailure, failureType } from './errors.ts';
 import { openOpenSsh, openSshAvailable, pinnedHostKeyLine, type BulkTransport } from './openssh.ts';
@@ -172,6 +173,8 @@ export interface BackupManifestV2 extends ManifestCommon {
   skipped: SkippedEntry[];
   /** tar's warnings when it exited 1 (files that changed or vanished while archived): kept as archived. */
   warnings: string[];
+  /** Files this incremental holds as changed blocks (delta.ts): its restore patches the previous link's copies. Absent: none. */
+  deltas?: number;
   /** Metadata a restore does not reproduce. */
   notKept: ['owner', 'xattrs', 'acls'];
 }
@@ -232,27 +235,37 @@ const RESTORE_ERRORS: readonly string[] = [ErrorType.BackupCorrupt, ErrorType.Ke
  * directory, the compressor (empty: none), the archive lister, then the paths.
  * 1. Entries the account cannot read, and devices and sockets (which it could not recreate), are
  *    listed to `skipped` and excluded by exact name.
- * 2. tar's stream goes to stdout (through zstd) and, by tee, to the lister, which writes the manifest's
- *    raw material to `listing` from the very bytes archived.
- * 3. The last stderr line reports each member's exit status; tar's 1 ("file changed as we read it")
- *    is accepted, because the manifest describes what was archived, not the disk after.
+ * 2. Large files the parent's block index (`blocks`, delta.ts) knows and that changed are planned
+ *    to go as changed blocks: tar leaves them out (its dumpdir then keeps the parent's copy).
+ * 3. tar's stream, then the deltas' stream, go to stdout (through zstd) and, by tee, to the lister,
+ *    which writes the manifest's raw material to `listing` and the block index of what it read to
+ *    `blocks-archived` from the very bytes archived; the index is then merged for the next backup.
+ * 4. The last stderr line reports each member's exit status; tar's 1 ("file changed as we read it")
+ *    is accepted, because the manifest describes what was archived, not the disk after. A failed
+ *    index merge only costs the next incremental its deltas.
  */
 const BACKUP_SCRIPT = `
 set -u
-root=$1 work=$2 compress=$3 lister=$4
-shift 4
+root=$1 work=$2 compress=$3 lister=$4 delta=$5
+shift 5
 cd "$root" || exit 3
 find "$@" \\( -type d \\( ! -readable -o ! -executable \\) -o -type f ! -readable -o -type b -o -type c -o -type s \\) -prune -printf '%y\\0%p\\0' > "$work/skipped" 2>/dev/null
 excludes=()
 while IFS= read -r -d '' kind && IFS= read -r -d '' name; do excludes+=("--exclude=$name"); done < "$work/skipped"
+: > "$work/delta-plan"
+if [ -s "$work/blocks" ]; then python3 -c "$delta" plan "$work" > "$work/delta-plan" || : > "$work/delta-plan"; fi
+while IFS= read -r -d '' name; do excludes+=("--exclude=$name"); done < "$work/delta-plan"
 mkfifo "$work/archive" || exit 3
-python3 -c "$lister" < "$work/archive" > "$work/listing" & listing=$!
-tar --create --file=- --format=posix --sparse --numeric-owner --listed-incremental="$work/tar.snar" ${TAR_PROGRESS_OPTIONS} \\
-  --anchored --no-wildcards "\${excludes[@]}" -- "$@" | tee "$work/archive" | \${compress:-cat}
+python3 -c "$lister" "$work/blocks-archived" < "$work/archive" > "$work/listing" & listing=$!
+{ tar --create --file=- --format=posix --sparse --numeric-owner --listed-incremental="$work/tar.snar" ${TAR_PROGRESS_OPTIONS} \\
+  --anchored --no-wildcards "\${excludes[@]}" -- "$@"; echo $? > "$work/tar-status"
+  [ ! -s "$work/delta-plan" ] || python3 -c "$delta" write "$work"; } | tee "$work/archive" | \${compress:-cat}
 codes=("\${PIPESTATUS[@]}")
 wait "$listing"; lc=$?
-echo "${EXIT_REPORT_MARK} tar=\${codes[0]} tee=\${codes[1]} compress=\${codes[2]} lister=$lc" >&2
-[ "\${codes[0]}" -le 1 ] && [ "\${codes[1]}" -eq 0 ] && [ "\${codes[2]}" -eq 0 ] && [ "$lc" -eq 0 ]
+tc=$(cat "$work/tar-status" 2>/dev/null || echo 2)
+ic=0; python3 -c "$delta" merge "$work" || { ic=$?; rm -f -- "$work/blocks"; }
+echo "${EXIT_REPORT_MARK} tar=$tc deltas=\${codes[0]} tee=\${codes[1]} compress=\${codes[2]} lister=$lc index=$ic" >&2
+[ "$tc" -le 1 ] && [ "\${codes[0]}" -eq 0 ] && [ "\${codes[1]}" -eq 0 ] && [ "\${codes[2]}" -eq 0 ] && [ "$lc" -eq 0 ]
 `.trim();
 
 /** Removes a tree the account made, including directories it restored read-only. */
@@ -362,6 +375,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
   // The adopted snapshot is named by the backup it belongs to, and `current` (replaced atomically) names it.
   const currentMarker = `${stateDir}/snapshot.current`;
   const snapshotOf = (backupId: string) => `${stateDir}/snapshot-${backupId}.snar`;
+  // The block index of the files as that backup holds them (delta.ts), adopted with its snapshot.
+  const blocksOf = (backupId: string) => `${stateDir}/blocks-${backupId}`;
 
   /** Aborts the multipart uploads of exactly this key (MinIO lists uploads only for an exact key). */
   async function abortUploads(key: string): Promise<number> {
@@ -522,7 +537,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         // server's adopted one is still its; then tar's version, zstd's (or "none"), python3's and the
         // apparent size of the paths.
         const prepared = await runRemote(client, `{ mkdir -p -- ${shq(stateDir)} && find ${shq(stateDir)} -maxdepth 1 -name 'attempt-*' -mmin +${staleMinutes} -exec rm -rf -- {} + ; mkdir -m 700 -- ${shq(work)}; } || exit 97`
-          + `; { ${maybeParent ? `test "$(cat -- ${shq(currentMarker)} 2>/dev/null)" = ${shq(maybeParent.id)} && cp -- ${shq(snapshotOf(maybeParent.id))} ${shq(`${work}/tar.snar`)} && echo parent; } || echo none`
+          + `; { ${maybeParent ? `test "$(cat -- ${shq(currentMarker)} 2>/dev/null)" = ${shq(maybeParent.id)} && cp -- ${shq(snapshotOf(maybeParent.id))} ${shq(`${work}/tar.snar`)}`
+            + ` && { cp -- ${shq(blocksOf(maybeParent.id))} ${shq(`${work}/blocks`)} 2>/dev/null || true; } && echo parent; } || echo none`
             : 'echo none; }'}`
           + ` && tar --version | head -n 1 && { zstd -V 2>/dev/null | head -n 1 | grep . || echo none; }`
           + ` && { python3 --version 2>&1 | grep -E '^Python 3' || echo none; } && cd ${shq(root)} && du -s -c -b -- ${starts} | tail -n 1`);
@@ -554,7 +570,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         log.info({ backupId, attemptId, userId: req.userId, kind, parentId: parent?.id ?? null, compressOn: where }, 'backup started');
 
         const compressor = where === 'server' ? `zstd -${zstdLevel} -q -T${zstdThreads}` : '';
-        const remote = await (await bulk).start(guardedCommand(`bash -c ${shq(BACKUP_SCRIPT)} berth-backup ${shq(root)} ${shq(work)} ${shq(compressor)} ${shq(ARCHIVE_LISTER_PY)} ${starts}`));
+        const remote = await (await bulk).start(guardedCommand(`bash -c ${shq(BACKUP_SCRIPT)} berth-backup ${shq(root)} ${shq(work)} ${shq(compressor)} ${shq(ARCHIVE_LISTER_PY)} ${shq(DELTA_PY)} ${starts}`));
         scope.onAbort(() => remote.kill());
         // Progress is tar's own count of archive bytes (before compression), reported every ~10 MiB.
         const tarErr = watchTarStderr(remote.stderr, (n) => {
@@ -619,20 +635,30 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         // Verified means read back from storage, not what we believe we sent; the listing comes meanwhile.
         progress.phase = 'verifying';
         report(progress, true);
-        // The listing and what was left out in one round trip: the listing's size, a newline, both files.
+        // The listing, what was left out and the deltas' listing in one round trip: their sizes on a line, then the files.
+        const workFileNames = ['listing', 'skipped', 'delta-listing', 'delta-base'];
         const [reread, workFiles] = await Promise.all([
           verifyStoredObject(objectKey, encrypt.header, req.signal),
-          mustRun(client, `cd -- ${shq(work)} && stat -c %s listing && cat listing skipped`, 'reading the archive listing'),
+          mustRun(client, `cd -- ${shq(work)} && touch -- ${workFileNames.join(' ')} && stat -c %s ${workFileNames.join(' ')} | tr '\\n' ' ' && echo && cat ${workFileNames.join(' ')}`,
+            'reading the archive listing'),
         ]);
         const newline = workFiles.indexOf(0x0a);
-        const listingEnd = newline + 1 + Number(workFiles.subarray(0, newline).toString());
-        const listing = workFiles.subarray(newline + 1, listingEnd);
-        const skippedList = workFiles.subarray(listingEnd);
+        let offset = newline + 1;
+        const [listing, skippedList, deltaListing, deltaBase] = workFiles.subarray(0, newline).toString().trim().split(' ').map(Number).map((n) => {
+          offset += n;
+          return workFiles.subarray(offset - n, offset);
+        }) as [Buffer, Buffer, Buffer, Buffer];
         if (reread.size !== sizeBytes) throw backupFailure(ErrorType.BackupCorrupt, `stored object ${objectKey} is ${reread.size} bytes, ${sizeBytes} were sent`);
         const sha256 = reread.sha256;
         let entries: ManifestEntry[];
+        let deltas = 0;
         try {
-          entries = manifestEntries(parseArchiveListing(listing), parent ? (parent.manifest as unknown as BackupManifestV2).entries : undefined);
+          const parentEntries = parent ? (parent.manifest as unknown as BackupManifestV2).entries : undefined;
+          entries = manifestEntries(parseArchiveListing(listing), parentEntries);
+          if (deltaListing.length > 0) {
+            if (!parentEntries) throw new ManifestMergeError('a full backup holds deltas');
+            ({ entries, count: deltas } = applyDeltas(entries, parentEntries, deltaListing, deltaBase));
+          }
         } catch (err) {
           if (!(err instanceof ManifestMergeError)) throw err;
           // Forget the adopted snapshot: the next attempt makes a full backup, whose manifest needs no parent.
@@ -646,7 +672,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
           format: 2, root, paths, kind, parentId: parent?.id ?? null,
           fileCount: files.length, dirCount: entries.filter((e) => e.type === 'd').length, symlinkCount: entries.filter((e) => e.type === 'l').length,
           totalBytes: files.reduce((n, e) => n + (e.size ?? 0), 0),
-          treeDigest: canonicalDigest(canonicalFromManifest(entries)), contentHash: 'blake2b-256', entries, skipped, warnings,
+          treeDigest: canonicalDigest(canonicalFromManifest(entries)), contentHash: 'blake2b-256', entries, skipped, warnings, ...(deltas > 0 && { deltas }),
           notKept: ['owner', 'xattrs', 'acls'], archiveBytes, storedBytes: sizeBytes,
           encryption: { algorithm: 'aes-256-gcm-chunked-v1', keyId: currentKeyId, chunkSize },
           compression: { algorithm: 'zstd', level: zstdLevel, where },
@@ -661,8 +687,10 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         if (skipped.length > 0) log.warn({ backupId, skipped: skipped.length, first: skipped.slice(0, 5) }, 'entries the account cannot read or restore were left out of the backup');
         if (warnings.length > 0) log.warn({ backupId, warnings: warnings.slice(0, 5) }, 'files changed while they were archived; the backup holds them as archived');
         // Only now does the server's snapshot state move on; if this fails the next backup is a full one.
-        await mustRun(client, `mv -f -- ${shq(`${work}/tar.snar`)} ${shq(snapshotOf(backupId))} && printf %s ${shq(backupId)} > ${shq(`${work}/current`)}`
-          + ` && mv -f -- ${shq(`${work}/current`)} ${shq(currentMarker)} && find ${shq(stateDir)} -maxdepth 1 -name 'snapshot-*.snar' ! -name ${shq(`snapshot-${backupId}.snar`)} -delete`
+        await mustRun(client, `mv -f -- ${shq(`${work}/tar.snar`)} ${shq(snapshotOf(backupId))}`
+          + ` && { [ ! -e ${shq(`${work}/blocks`)} ] || mv -f -- ${shq(`${work}/blocks`)} ${shq(blocksOf(backupId))}; } && printf %s ${shq(backupId)} > ${shq(`${work}/current`)}`
+          + ` && mv -f -- ${shq(`${work}/current`)} ${shq(currentMarker)} && find ${shq(stateDir)} -maxdepth 1 \\( -name 'snapshot-*.snar' ! -name ${shq(`snapshot-${backupId}.snar`)}`
+          + ` -o -name 'blocks-*' ! -name ${shq(`blocks-${backupId}`)} \\) -delete`
           + ` ; rm -rf -- ${shq(work)}`, 'adopting the snapshot file')
           .catch((err: unknown) => log.warn({ backupId, err: errorMessage(err) }, 'could not adopt the tar snapshot file; the next backup will be full'));
         log.info({ backupId, attemptId, kind, sizeBytes, archiveBytes }, 'backup completed and verified');
@@ -745,8 +773,10 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         for (const [i, link] of chain.entries()) {
           scope.check();
           // The account extracts as itself: ownership is not restored (docs/decisions/), modes and times are.
+          // A link holding deltas has a second tar stream after the first one's end-of-archive blocks.
+          const deltas = (link.manifest as unknown as Partial<BackupManifestV2> | null)?.deltas ?? 0;
           const remote = await (await bulk).start(guardedCommand(`cd ${shq(restoreRoot)} && tar --extract --file=- --listed-incremental=/dev/null --no-same-owner --same-permissions`
-            + `${serverSide ? ` --use-compress-program=${shq('zstd -q')}` : ''} -C ${shq(stage)}`, { input: true }));
+            + `${deltas > 0 ? ' --ignore-zeros' : ''}${serverSide ? ` --use-compress-program=${shq('zstd -q')}` : ''} -C ${shq(stage)}`, { input: true }));
           scope.onAbort(() => remote.kill());
           const stderr = collectStderr(remote.stderr);
           const exited = remote.exited('tar -x', stderr);
@@ -785,6 +815,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
           }
           const code = await exited;
           if (code !== 0) throw backupFailure(ErrorType.Transient, `tar -x exited with ${code}${stderr() ? `: ${stderr()}` : ''}`);
+          // The changed blocks go into the previous link's copies (checked with the whole tree below).
+          if (deltas > 0) await mustRun(client, `cd ${shq(restoreRoot)} && python3 -c ${shq(DELTA_PY)} patch ${shq(stage)}`, 'applying the changed blocks');
           // The next link writes into directories this one may have made read-only; its own headers set their modes again.
           if (i < chain.length - 1) {
             await mustRun(client, `cd ${shq(restoreRoot)} && find ${shq(stage)} -type d ! -perm -u=wx -exec chmod u+wx {} \\;`, 'opening restored directories for the next link');
