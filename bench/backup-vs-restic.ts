@@ -14,8 +14,10 @@
  * alone), an incremental after 10 MiB changed in place inside one 64 MiB file, a restore of the latest
  * backup (Berth's checked restore against restic `restore`), and a restore of the first incremental.
  * Per step: wall seconds, peak RSS of the measured process, CPU seconds per party (Berth: its process
- * and the programs it runs / the server side: sshd and all it ran / MinIO; restic: restic / MinIO) and
- * bytes added to the bucket. The table gives medians and Berth ÷ restic. Results go to docs/benchmarks.md.
+ * from the start of the operation, module loading left out as in a running worker, and the programs it
+ * runs / the server side: sshd and all it ran / MinIO; restic: restic / MinIO) and bytes added to the
+ * bucket. The table gives medians and Berth ÷ restic. Results go to docs/benchmarks.md.
+ * BENCH_PARTIES=berth runs Berth alone (no table of ratios); BENCH_PROFILE=<dir> writes a --cpu-prof of each Berth child there.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -62,6 +64,8 @@ interface Step {
   serverCpu: number;
   minioCpu: number;
   bytesAdded: number;
+  /** Berth only: the worker process's resident size when the operation started (its modules loaded). */
+  rssAtStart?: number;
   detail?: string;
 }
 
@@ -83,8 +87,16 @@ async function child(input: ChildInput): Promise<void> {
     store, log: createLogger('bench', 'warn'), paths: input.paths, stateDir: input.stateDir,
   });
   const ssh = { ...input.ssh, privateKey: await readFile(input.ssh.privateKeyPath) };
+  // The worker is a long-lived process: what it spent loading its modules is not this operation's.
+  const cpuAtStart = await cpuOf('self');
+  const rssAtStart = Math.round(process.memoryUsage.rss() / 2 ** 20);
   const phases: Record<string, number> = {};
+  // The largest resident size seen in each phase (sampled every 100 ms): where the peak comes from.
+  const rssByPhase: Record<string, number> = {};
   let phase = '';
+  const sampler = setInterval(() => {
+    if (phase) rssByPhase[phase] = Math.max(rssByPhase[phase] ?? 0, Math.round(process.memoryUsage.rss() / 2 ** 20));
+  }, 100);
   let phaseStart = performance.now();
   const onProgress = (p: { phase: string }) => {
     if (p.phase === phase) return;
@@ -101,10 +113,13 @@ async function child(input: ChildInput): Promise<void> {
     out = { chain: r.chain.length, fileCount: r.fileCount };
   }
   phases[phase] = Number(((performance.now() - phaseStart) / 1000).toFixed(2));
+  clearInterval(sampler);
   const status = await readFile('/proc/self/status', 'utf8');
   out.phases = phases;
+  out.rssByPhase = rssByPhase;
   out.peakRssMiB = Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
-  out.ownCpu = await cpuOf('self');
+  out.ownCpu = (await cpuOf('self')) - cpuAtStart;
+  out.rssAtStart = rssAtStart;
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
@@ -112,7 +127,8 @@ async function child(input: ChildInput): Promise<void> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function runChild(input: ChildInput): Promise<Record<string, any>> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [import.meta.filename, '--child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+    const proc = spawn(process.execPath, [...profile, import.meta.filename, '--child'], { stdio: ['pipe', 'pipe', 'inherit'] });
     let stdout = '';
     proc.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(stdout.trim().split('\n').at(-1)!)) : reject(new Error(`child exited ${code}`))));
@@ -203,6 +219,8 @@ const median = (xs: number[]) => {
 async function main(): Promise<void> {
   const gib = Number(process.env.BENCH_GIB ?? '1');
   const rounds = Number(process.env.BENCH_ROUNDS ?? '3');
+  // BENCH_PARTIES=berth leaves restic out (quick looks at Berth alone; the table needs both).
+  const parties = process.env.BENCH_PARTIES === 'berth' ? 'berth' : 'both';
   const restic = await resticBinary();
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-restic-'));
   const minioPort = await freePort();
@@ -274,7 +292,7 @@ async function main(): Promise<void> {
         const rec = result.record as BackupRecord;
         records = [...records, rec];
         record(row, 'berth', { seconds: Object.values(result.phases as Record<string, number>).reduce((a, b) => a + b, 0), peakRssMiB: result.peakRssMiB, ownCpu: result.ownCpu,
-          serverCpu, minioCpu, bytesAdded: (await storedUnder(berthPrefix)) - before, detail: `${result.kind}; phases ${JSON.stringify(result.phases)}` });
+          serverCpu, minioCpu, bytesAdded: (await storedUnder(berthPrefix)) - before, rssAtStart: result.rssAtStart, detail: `${result.kind}; phases ${JSON.stringify(result.phases)}; MiB at start ${result.rssAtStart}, by phase ${JSON.stringify(result.rssByPhase)}` });
       };
       const resticBackup = async (row: string, check: boolean) => {
         const before = await storedUnder(resticPrefix);
@@ -298,7 +316,7 @@ async function main(): Promise<void> {
         const { result, serverCpu, minioCpu } = await accounted(() => runChild({ ...base, mode: 'restore', records, backupId, restoreRoot: target }));
         await rm(target, { recursive: true, force: true });
         record(row, 'berth', { seconds: Object.values(result.phases as Record<string, number>).reduce((a, b) => a + b, 0), peakRssMiB: result.peakRssMiB, ownCpu: result.ownCpu,
-          serverCpu, minioCpu, bytesAdded: 0, detail: `chain of ${result.chain}; phases ${JSON.stringify(result.phases)}` });
+          serverCpu, minioCpu, bytesAdded: 0, rssAtStart: result.rssAtStart, detail: `chain of ${result.chain}; phases ${JSON.stringify(result.phases)}; MiB at start ${result.rssAtStart}, by phase ${JSON.stringify(result.rssByPhase)}` });
       };
       const resticRestore = async (row: string, snapshot: string) => {
         const target = path.join(dir, 'restored-restic');
@@ -308,6 +326,7 @@ async function main(): Promise<void> {
       };
       /** Both parties, the first one alternating by round and step. */
       const both = async (i: number, berth: () => Promise<void>, resticStep: () => Promise<void>) => {
+        if (parties === 'berth') return berth();
         if ((round + i) % 2 === 0) { await berth(); await resticStep(); } else { await resticStep(); await berth(); }
       };
 
@@ -330,7 +349,7 @@ async function main(): Promise<void> {
       const b = (f: (s: Step) => number) => r.berth.map(f);
       const s = (f: (s: Step) => number) => r.restic.map(f);
       console.log(`| **${row}**: seconds | ${fmt(b((x) => x.seconds))} | ${fmt(s((x) => x.seconds))} | **${ratio(b((x) => x.seconds), s((x) => x.seconds))}** |`);
-      console.log(`| peak RSS MiB | ${fmt(b((x) => x.peakRssMiB), 0)} | ${fmt(s((x) => x.peakRssMiB), 0)} | ${ratio(b((x) => x.peakRssMiB), s((x) => x.peakRssMiB))} |`);
+      console.log(`| peak RSS MiB (Berth: above the worker process's own ${fmt(b((x) => x.rssAtStart ?? 0), 0)} at the start) | ${fmt(b((x) => x.peakRssMiB), 0)} (+${fmt(b((x) => x.peakRssMiB - (x.rssAtStart ?? 0)), 0)}) | ${fmt(s((x) => x.peakRssMiB), 0)} | ${ratio(b((x) => x.peakRssMiB), s((x) => x.peakRssMiB))} |`);
       const total = (x: Step) => x.ownCpu + x.serverCpu + x.minioCpu;
       console.log(`| CPU s: all (Berth own / server / MinIO; restic own / MinIO) | ${fmt(b(total))} (${fmt(b((x) => x.ownCpu))} / ${fmt(b((x) => x.serverCpu))} / ${fmt(b((x) => x.minioCpu))}) | ${fmt(s(total))} (${fmt(s((x) => x.ownCpu))} / ${fmt(s((x) => x.minioCpu))}) | ${ratio(b(total), s(total))} |`);
       if (r.berth.some((x) => x.bytesAdded > 0)) console.log(`| MB uploaded | ${fmt(b((x) => x.bytesAdded / 1e6))} | ${fmt(s((x) => x.bytesAdded / 1e6))} | ${ratio(b((x) => x.bytesAdded), s((x) => x.bytesAdded))} |`);
