@@ -13,7 +13,7 @@
  *   aad     = sha256(header) | u64 chunk index | u8 final
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { ErrorType } from '../../lib/errors.ts';
 import { backupFailure } from './errors.ts';
 
@@ -175,7 +175,7 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
  * go on; a missing final record, bytes after it, or a failed tag is BackupCorrupt; a key that is
  * not configured or does not open the data key is KeyUnavailable.
  */
-export function createDecryptStream(opts: { masterKeys: MasterKeys; onHeader?: (header: Buffer) => void }): Transform {
+export function createDecryptStream(opts: { masterKeys: MasterKeys }): Transform {
   // Incoming blocks are kept as a list and joined only once a whole header or record is there.
   let parts: Buffer[] = [];
   let partsLength = 0;
@@ -197,7 +197,6 @@ export function createDecryptStream(opts: { masterKeys: MasterKeys; onHeader?: (
       }
       dataKey = unwrapDataKey(parsed.json, opts.masterKeys);
       headerDigest = createHash('sha256').update(buf.subarray(0, parsed.length)).digest();
-      opts.onHeader?.(Buffer.from(buf.subarray(0, parsed.length)));
       chunkSize = parsed.json.chunkSize;
       buf = buf.subarray(parsed.length);
     }
@@ -246,6 +245,105 @@ export function createDecryptStream(opts: { masterKeys: MasterKeys; onHeader?: (
     flush(done: TransformCallback) {
       if (!dataKey) return done(backupFailure(ErrorType.BackupCorrupt, 'backup object ends inside its header'));
       if (!finished || partsLength > 0) return done(backupFailure(ErrorType.BackupCorrupt, `backup object is truncated or has trailing data (final chunk seen: ${finished}, after ${index} chunks)`));
+      done();
+    },
+  });
+}
+
+/**
+ * Authenticates a whole object without keeping any of it: the header is parsed and handed to
+ * `onHeader`, then every record's ciphertext is fed to AES-GCM slice by slice as it arrives (no
+ * joining into chunks), its plaintext dropped at once, and its tag checked at the record's end. For
+ * verifying what storage holds, where nothing is extracted: a restore, which passes plaintext on,
+ * uses createDecryptStream, which releases a chunk only after its tag is checked. Errors as there.
+ */
+export function createAuthenticateStream(opts: { masterKeys: MasterKeys; onHeader?: (header: Buffer) => void }): Writable {
+  let head: Buffer = Buffer.alloc(0);
+  let dataKey: Buffer | undefined;
+  let headerDigest: Buffer | undefined;
+  let chunkSize = 0;
+  let index = 0;
+  let finished = false;
+  // Within a record: its head (5 bytes), then `remaining` ciphertext bytes, then the 16-byte tag.
+  let decipher: ReturnType<typeof createDecipheriv> | undefined;
+  let remaining = 0;
+  let small: Buffer[] = [];
+  let smallLength = 0;
+
+  /** Takes up to `want` bytes into `small`; true once it holds `want`. */
+  const gather = (data: Buffer, at: number, want: number): number => {
+    const n = Math.min(want - smallLength, data.length - at);
+    small.push(data.subarray(at, at + n));
+    smallLength += n;
+    return n;
+  };
+  const takeSmall = (): Buffer => {
+    const all = small.length === 1 ? small[0]! : Buffer.concat(small, smallLength);
+    small = [];
+    smallLength = 0;
+    return all;
+  };
+
+  const consume = (data: Buffer): void => {
+    let at = 0;
+    if (!dataKey) {
+      head = Buffer.concat([head, data]);
+      const parsed = parseHeader(head);
+      if (!parsed) return;
+      dataKey = unwrapDataKey(parsed.json, opts.masterKeys);
+      const header = Buffer.from(head.subarray(0, parsed.length));
+      headerDigest = createHash('sha256').update(header).digest();
+      chunkSize = parsed.json.chunkSize;
+      opts.onHeader?.(header);
+      data = head.subarray(parsed.length);
+      head = Buffer.alloc(0);
+    }
+    while (at < data.length) {
+      if (!decipher) {
+        if (finished) throw backupFailure(ErrorType.BackupCorrupt, 'backup object has data after its final chunk');
+        at += gather(data, at, RECORD_HEAD);
+        if (smallLength < RECORD_HEAD) return;
+        const recordHead = takeSmall();
+        const flag = recordHead[0]!;
+        const length = recordHead.readUInt32BE(1);
+        if (flag > 1 || length > chunkSize) throw backupFailure(ErrorType.BackupCorrupt, `backup chunk ${index} has a corrupt record header`);
+        finished = flag === 1;
+        decipher = createDecipheriv('aes-256-gcm', dataKey, nonceFor(index));
+        decipher.setAAD(chunkAad(headerDigest!, index, finished));
+        remaining = length;
+      }
+      if (remaining > 0) {
+        const n = Math.min(remaining, data.length - at);
+        decipher.update(data.subarray(at, at + n));
+        remaining -= n;
+        at += n;
+        continue;
+      }
+      at += gather(data, at, TAG_BYTES);
+      if (smallLength < TAG_BYTES) return;
+      try {
+        decipher.setAuthTag(takeSmall());
+        decipher.final();
+      } catch (err) {
+        throw backupFailure(ErrorType.BackupCorrupt, `backup chunk ${index} failed authentication (corrupt, reordered or truncated object)`, err);
+      }
+      decipher = undefined;
+      index++;
+    }
+  };
+
+  return new Writable({
+    write(data: Buffer, _enc, done) {
+      try {
+        consume(data);
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+    final(done) {
+      if (!dataKey) return done(backupFailure(ErrorType.BackupCorrupt, 'backup object ends inside its header'));
+      if (!finished || decipher || smallLength > 0) return done(backupFailure(ErrorType.BackupCorrupt, `backup object is truncated (final chunk seen: ${finished}, after ${index} chunks)`));
       done();
     },
   });

@@ -9,7 +9,7 @@
  * GNU tar's --listed-incremental; ownership, unreadable entries, attempts, verification: docs/decisions/.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import zlib from 'node:zlib';
@@ -25,7 +25,7 @@ import {
   parseArchiveListing, type CanonicalEntry, type ManifestEntry,
 } from './archive.ts';
 import { applyDeltas, DELTA_PY } from './delta.ts';
-import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, type MasterKeys } from './crypto.ts';
+import { createAuthenticateStream, createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, type MasterKeys } from './crypto.ts';
 import { asTyped, backupFailure, failureType } from './errors.ts';
 import { openOpenSsh, openSshAvailable, pinnedHostKeyLine, type BulkTransport } from './openssh.ts';
 import {
@@ -441,8 +441,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         done(null, data);
       },
     });
-    const discard = new Writable({ write: (_chunk, _enc, done) => done() });
-    await pipeline([await getStream(key, { signal }), tap, createDecryptStream({ masterKeys, onHeader: (h) => { header = h; } }), discard]);
+    await pipeline([await getStream(key, { signal }), tap, createAuthenticateStream({ masterKeys, onHeader: (h) => { header = h; } })]);
     if (!header?.equals(sentHeader)) throw backupFailure(ErrorType.BackupCorrupt, `stored object ${key} has a header other than the one this attempt wrote`);
     return { size, sha256: hash.digest('hex') };
   }
