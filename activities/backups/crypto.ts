@@ -12,7 +12,7 @@
  *   nonce   = 4 zero bytes | u64 chunk index     (unique per data key, which is used for one backup)
  *   aad     = sha256(header) | u64 chunk index | u8 final
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, type DecipherGCM } from 'node:crypto';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { ErrorType } from '../../lib/errors.ts';
 import { backupFailure } from './errors.ts';
@@ -265,7 +265,7 @@ export function createAuthenticateStream(opts: { masterKeys: MasterKeys; onHeade
   let index = 0;
   let finished = false;
   // Within a record: its head (5 bytes), then `remaining` ciphertext bytes, then the 16-byte tag.
-  let decipher: ReturnType<typeof createDecipheriv> | undefined;
+  let decipher: DecipherGCM | undefined;
   let remaining = 0;
   let small: Buffer[] = [];
   let smallLength = 0;
