@@ -9,6 +9,11 @@
 import { createHash } from 'node:crypto';
 import type { TreeEntry } from './tree.ts';
 
+/** Regular files at least this large are in the block index (delta.ts) and may go into an incremental as changed blocks. */
+export const DELTA_MIN_FILE = 1024 * 1024;
+/** Block size of that index and of the deltas: small, so a page written in place costs little. */
+export const DELTA_BLOCK = 64 * 1024;
+
 /**
  * Reads a tar stream on stdin and writes one record per member to stdout, NUL-separated fields:
  * typeflag, name, mode, uid, gid, size, mtime (pax text when present, with its nanoseconds), link
@@ -16,21 +21,31 @@ import type { TreeEntry } from './tree.ts';
  * none). Names are bytes as archived. It reads to the end, so the tee feeding it never sees a closed
  * pipe after tar's end-of-archive blocks. Content is hashed in 64 KiB reads: larger ones cost more
  * system time (fresh mappings per read), a larger tarfile buffer costs small files (docs/benchmarks.md).
+ * Given a path (argument 1), it also writes there the block index lines (delta.ts) of the regular
+ * files it read: BLAKE2b-128 of each 64 KiB block of the large ones, a removal line for the others.
  */
 export const ARCHIVE_LISTER_PY = `
 import hashlib, os, sys, tarfile
 src, out = sys.stdin.buffer, sys.stdout.buffer
+index = open(sys.argv[1], 'wb') if len(sys.argv) > 1 else None
 with tarfile.open(fileobj=src, mode='r|', errors='surrogateescape') as archive:
     for m in archive:
         digest = b''
-        if m.isreg():
-            h = hashlib.blake2b(digest_size=32)
-            f = archive.extractfile(m)
-            for block in iter(lambda: f.read(1 << 16), b''):
-                h.update(block)
-            digest = h.hexdigest().encode()
         dumpdir = m.pax_headers.get('GNU.dumpdir')
         mtime = m.pax_headers.get('mtime') or '%d' % m.mtime
+        if m.isreg():
+            h = hashlib.blake2b(digest_size=32)
+            blocks = bytearray() if index and m.size >= ${DELTA_MIN_FILE} else None
+            f = archive.extractfile(m)
+            for block in iter(lambda: f.read(${DELTA_BLOCK}), b''):
+                h.update(block)
+                if blocks is not None: blocks += hashlib.blake2b(block, digest_size=16).digest()
+            digest = h.hexdigest().encode()
+            if index:
+                name = os.fsencode(m.name).hex().encode()
+                whole, _, frac = mtime.partition('.')
+                ns = int(whole) * 10 ** 9 + int((frac + '000000000')[:9])
+                index.write(b'\\t'.join((name, b'%d' % m.size, b'%d' % ns, digest, bytes(blocks).hex().encode())) + b'\\n' if blocks is not None else name + b'\\n')
         out.write(b'\\0'.join((m.type, os.fsencode(m.name), b'%d' % m.mode, b'%d' % m.uid, b'%d' % m.gid, b'%d' % m.size,
             mtime.encode(), os.fsencode(m.linkname), digest, os.fsencode(dumpdir).hex().encode() if dumpdir is not None else b'-')) + b'\\0')
 while src.read(1 << 16):

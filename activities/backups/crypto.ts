@@ -12,8 +12,8 @@
  *   nonce   = 4 zero bytes | u64 chunk index     (unique per data key, which is used for one backup)
  *   aad     = sha256(header) | u64 chunk index | u8 final
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, type DecipherGCM } from 'node:crypto';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { ErrorType } from '../../lib/errors.ts';
 import { backupFailure } from './errors.ts';
 
@@ -159,7 +159,7 @@ export function unwrapRewrapped(stored: string, masterKeys: MasterKeys, backupId
 }
 
 /** Plaintext in, header + sealed chunk records out; the last record carries the final flag. */
-export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKeys; chunkSize?: number }): Transform {
+export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKeys; chunkSize?: number }): Transform & { header: Buffer } {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const { header, dataKey } = newBackupHeader(opts.keyId, opts.masterKeys, chunkSize);
   const headerDigest = createHash('sha256').update(header).digest();
@@ -184,7 +184,7 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
     stream.push(cipher.getAuthTag());
   };
 
-  return new Transform({
+  const stream = new Transform({
     // Counted in bytes: one sealed chunk may sit here while the uploader is busy, not more.
     readableHighWaterMark: chunkSize,
     transform(data: Buffer, _enc, done: TransformCallback) {
@@ -212,6 +212,9 @@ export function createEncryptStream(opts: { keyId: string; masterKeys: MasterKey
       done();
     },
   });
+  // The header names this object's data key: a re-read whose header is this one and whose every chunk
+  // authenticates is byte for byte what this stream produced.
+  return Object.assign(stream, { header });
 }
 
 /**
@@ -289,6 +292,105 @@ export function createDecryptStream(opts: { masterKeys: MasterKeys; /** The data
     flush(done: TransformCallback) {
       if (!dataKey) return done(backupFailure(ErrorType.BackupCorrupt, 'backup object ends inside its header'));
       if (!finished || partsLength > 0) return done(backupFailure(ErrorType.BackupCorrupt, `backup object is truncated or has trailing data (final chunk seen: ${finished}, after ${index} chunks)`));
+      done();
+    },
+  });
+}
+
+/**
+ * Authenticates a whole object without keeping any of it: the header is parsed and handed to
+ * `onHeader`, then every record's ciphertext is fed to AES-GCM slice by slice as it arrives (no
+ * joining into chunks), its plaintext dropped at once, and its tag checked at the record's end. For
+ * verifying what storage holds, where nothing is extracted: a restore, which passes plaintext on,
+ * uses createDecryptStream, which releases a chunk only after its tag is checked. Errors as there.
+ */
+export function createAuthenticateStream(opts: { masterKeys: MasterKeys; onHeader?: (header: Buffer) => void }): Writable {
+  let head: Buffer = Buffer.alloc(0);
+  let dataKey: Buffer | undefined;
+  let headerDigest: Buffer | undefined;
+  let chunkSize = 0;
+  let index = 0;
+  let finished = false;
+  // Within a record: its head (5 bytes), then `remaining` ciphertext bytes, then the 16-byte tag.
+  let decipher: DecipherGCM | undefined;
+  let remaining = 0;
+  let small: Buffer[] = [];
+  let smallLength = 0;
+
+  /** Takes up to `want` bytes into `small`; true once it holds `want`. */
+  const gather = (data: Buffer, at: number, want: number): number => {
+    const n = Math.min(want - smallLength, data.length - at);
+    small.push(data.subarray(at, at + n));
+    smallLength += n;
+    return n;
+  };
+  const takeSmall = (): Buffer => {
+    const all = small.length === 1 ? small[0]! : Buffer.concat(small, smallLength);
+    small = [];
+    smallLength = 0;
+    return all;
+  };
+
+  const consume = (data: Buffer): void => {
+    let at = 0;
+    if (!dataKey) {
+      head = Buffer.concat([head, data]);
+      const parsed = parseHeader(head);
+      if (!parsed) return;
+      dataKey = unwrapDataKey(parsed.json, opts.masterKeys);
+      const header = Buffer.from(head.subarray(0, parsed.length));
+      headerDigest = createHash('sha256').update(header).digest();
+      chunkSize = parsed.json.chunkSize;
+      opts.onHeader?.(header);
+      data = head.subarray(parsed.length);
+      head = Buffer.alloc(0);
+    }
+    while (at < data.length) {
+      if (!decipher) {
+        if (finished) throw backupFailure(ErrorType.BackupCorrupt, 'backup object has data after its final chunk');
+        at += gather(data, at, RECORD_HEAD);
+        if (smallLength < RECORD_HEAD) return;
+        const recordHead = takeSmall();
+        const flag = recordHead[0]!;
+        const length = recordHead.readUInt32BE(1);
+        if (flag > 1 || length > chunkSize) throw backupFailure(ErrorType.BackupCorrupt, `backup chunk ${index} has a corrupt record header`);
+        finished = flag === 1;
+        decipher = createDecipheriv('aes-256-gcm', dataKey, nonceFor(index));
+        decipher.setAAD(chunkAad(headerDigest!, index, finished));
+        remaining = length;
+      }
+      if (remaining > 0) {
+        const n = Math.min(remaining, data.length - at);
+        decipher.update(data.subarray(at, at + n));
+        remaining -= n;
+        at += n;
+        continue;
+      }
+      at += gather(data, at, TAG_BYTES);
+      if (smallLength < TAG_BYTES) return;
+      try {
+        decipher.setAuthTag(takeSmall());
+        decipher.final();
+      } catch (err) {
+        throw backupFailure(ErrorType.BackupCorrupt, `backup chunk ${index} failed authentication (corrupt, reordered or truncated object)`, err);
+      }
+      decipher = undefined;
+      index++;
+    }
+  };
+
+  return new Writable({
+    write(data: Buffer, _enc, done) {
+      try {
+        consume(data);
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+    final(done) {
+      if (!dataKey) return done(backupFailure(ErrorType.BackupCorrupt, 'backup object ends inside its header'));
+      if (!finished || decipher || smallLength > 0) return done(backupFailure(ErrorType.BackupCorrupt, `backup object is truncated (final chunk seen: ${finished}, after ${index} chunks)`));
       done();
     },
   });

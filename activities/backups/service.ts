@@ -1,11 +1,12 @@
 /**
- * Backups that can be trusted: server → `tar` over an SSH exec channel → zstd → chunked AES-256-GCM
- * → SHA-256 → S3 multipart upload, marked completed only after the stored object's size and SHA-256
- * were re-read from storage and matched. The manifest is taken from the archive itself (archive.ts),
- * so a tree that changes while it is archived still gives a backup whose restore checks out.
+ * Backups that can be trusted: server `tar | zstd` → SSH (the OpenSSH client for the bulk stream,
+ * ssh2 for control commands) → chunked AES-256-GCM → S3 multipart upload, marked completed only after
+ * the stored object was read back from storage, its size matched and every chunk authenticated (its
+ * SHA-256 recorded from that read). The manifest is taken from the archive itself (archive.ts), so a
+ * tree that changes while it is archived still gives a backup whose restore checks out.
  * Restore runs the same pipeline backwards into a staging directory on the server, checks the staged
  * tree against the manifest, moves it into place and runs the post-restore step. Incrementals use
- * GNU tar's --listed-incremental; ownership, unreadable entries and attempts: docs/decisions/.
+ * GNU tar's --listed-incremental; ownership, unreadable entries, attempts, verification: docs/decisions/.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -23,10 +24,12 @@ import {
   ARCHIVE_LISTER_PY, canonicalDifferences, canonicalDigest, canonicalFromManifest, canonicalFromTree, ManifestMergeError, manifestEntries,
   parseArchiveListing, type CanonicalEntry, type ManifestEntry,
 } from './archive.ts';
-import { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, unwrapRewrapped, type MasterKeys } from './crypto.ts';
+import { applyDeltas, DELTA_PY } from './delta.ts';
+import { createAuthenticateStream, createDecryptStream, createEncryptStream, DEFAULT_CHUNK_SIZE, parseHeader, unwrapDataKey, unwrapRewrapped, type MasterKeys } from './crypto.ts';
 import { asTyped, backupFailure, failureType } from './errors.ts';
+import { openOpenSsh, openSshAvailable, pinnedHostKeyLine, type BulkTransport } from './openssh.ts';
 import {
-  collectStderr, connectSsh, EXIT_REPORT_MARK, execChannel, exitOf, mustRun, runRemote, shq, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget,
+  collectStderr, connectSsh, EXIT_REPORT_MARK, guardedCommand, mustRun, runRemote, shq, ssh2Bulk, TAR_PROGRESS_OPTIONS, watchTarStderr, type SshConnect, type SshTarget,
 } from './ssh.ts';
 import type { BackupRecord, BackupStore } from './store.ts';
 import { checkRelativePath, listRemoteTree, maxListingBytes, type ContentHash, type TreeEntry } from './tree.ts';
@@ -42,8 +45,15 @@ export interface BackupServiceConfig {
   currentKeyId: string;
   store: BackupStore;
   log: Logger;
-  /** Defaults to connectSsh (pinned host key). */
+  /** Defaults to connectSsh (pinned host key). Control commands go over this connection. */
   connect?: SshConnect;
+  /**
+   * What carries the bulk streams (a backup's archive, a restore's objects). 'openssh' (default): the
+   * OpenSSH client, host key pinned and the private key held by an agent of the operation alone
+   * (openssh.ts); used when the worker has `ssh` and the pin is an ed25519 key, else ssh2 with a
+   * warning. 'ssh2': the control connection itself (~15× slower without ssh2's native binding).
+   */
+  transport?: 'openssh' | 'ssh2';
   /** Paths to back up, relative to `root` (production: the `openclaw backup create` staging dir). */
   paths: readonly string[];
   /** Directory the paths are relative to, on the server. Default "/". */
@@ -163,6 +173,8 @@ export interface BackupManifestV2 extends ManifestCommon {
   skipped: SkippedEntry[];
   /** tar's warnings when it exited 1 (files that changed or vanished while archived): kept as archived. */
   warnings: string[];
+  /** Files this incremental holds as changed blocks (delta.ts): its restore patches the previous link's copies. Absent: none. */
+  deltas?: number;
   /** Metadata a restore does not reproduce. */
   notKept: ['owner', 'xattrs', 'acls'];
 }
@@ -230,27 +242,37 @@ const MAX_ESTIMATE_BYTES = 16 * 1024 ** 4;
  * directory, the compressor (empty: none), the archive lister, then the paths.
  * 1. Entries the account cannot read, and devices and sockets (which it could not recreate), are
  *    listed to `skipped` and excluded by exact name.
- * 2. tar's stream goes to stdout (through zstd) and, by tee, to the lister, which writes the manifest's
- *    raw material to `listing` from the very bytes archived.
- * 3. The last stderr line reports each member's exit status; tar's 1 ("file changed as we read it")
- *    is accepted, because the manifest describes what was archived, not the disk after.
+ * 2. Large files the parent's block index (`blocks`, delta.ts) knows and that changed are planned
+ *    to go as changed blocks: tar leaves them out (its dumpdir then keeps the parent's copy).
+ * 3. tar's stream, then the deltas' stream, go to stdout (through zstd) and, by tee, to the lister,
+ *    which writes the manifest's raw material to `listing` and the block index of what it read to
+ *    `blocks-archived` from the very bytes archived; the index is then merged for the next backup.
+ * 4. The last stderr line reports each member's exit status; tar's 1 ("file changed as we read it")
+ *    is accepted, because the manifest describes what was archived, not the disk after. A failed
+ *    index merge only costs the next incremental its deltas.
  */
 const BACKUP_SCRIPT = `
 set -u
-root=$1 work=$2 compress=$3 lister=$4
-shift 4
+root=$1 work=$2 compress=$3 lister=$4 delta=$5
+shift 5
 cd "$root" || exit 3
 find "$@" \\( -type d \\( ! -readable -o ! -executable \\) -o -type f ! -readable -o -type b -o -type c -o -type s \\) -prune -printf '%y\\0%p\\0' > "$work/skipped" 2>/dev/null
 excludes=()
 while IFS= read -r -d '' kind && IFS= read -r -d '' name; do excludes+=("--exclude=$name"); done < "$work/skipped"
+: > "$work/delta-plan"
+if [ -s "$work/blocks" ]; then python3 -c "$delta" plan "$work" > "$work/delta-plan" || : > "$work/delta-plan"; fi
+while IFS= read -r -d '' name; do excludes+=("--exclude=$name"); done < "$work/delta-plan"
 mkfifo "$work/archive" || exit 3
-python3 -c "$lister" < "$work/archive" > "$work/listing" & listing=$!
-tar --create --file=- --format=posix --sparse --numeric-owner --listed-incremental="$work/tar.snar" ${TAR_PROGRESS_OPTIONS} \\
-  --anchored --no-wildcards "\${excludes[@]}" -- "$@" | tee "$work/archive" | \${compress:-cat}
+python3 -c "$lister" "$work/blocks-archived" < "$work/archive" > "$work/listing" & listing=$!
+{ tar --create --file=- --format=posix --sparse --numeric-owner --listed-incremental="$work/tar.snar" ${TAR_PROGRESS_OPTIONS} \\
+  --anchored --no-wildcards "\${excludes[@]}" -- "$@"; echo $? > "$work/tar-status"
+  [ ! -s "$work/delta-plan" ] || python3 -c "$delta" write "$work"; } | tee "$work/archive" | \${compress:-cat}
 codes=("\${PIPESTATUS[@]}")
 wait "$listing"; lc=$?
-echo "${EXIT_REPORT_MARK} tar=\${codes[0]} tee=\${codes[1]} compress=\${codes[2]} lister=$lc" >&2
-[ "\${codes[0]}" -le 1 ] && [ "\${codes[1]}" -eq 0 ] && [ "\${codes[2]}" -eq 0 ] && [ "$lc" -eq 0 ]
+tc=$(cat "$work/tar-status" 2>/dev/null || echo 2)
+ic=0; python3 -c "$delta" merge "$work" || { ic=$?; rm -f -- "$work/blocks"; }
+echo "${EXIT_REPORT_MARK} tar=$tc deltas=\${codes[0]} tee=\${codes[1]} compress=\${codes[2]} lister=$lc index=$ic" >&2
+[ "$tc" -le 1 ] && [ "\${codes[0]}" -eq 0 ] && [ "\${codes[1]}" -eq 0 ] && [ "\${codes[2]}" -eq 0 ] && [ "$lc" -eq 0 ]
 `.trim();
 
 /** Removes a tree the account made, including directories it restored read-only. */
@@ -351,6 +373,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
   const maxChainLength = config.maxChainLength ?? 13;
   const staleAttemptMs = config.staleAttemptMs ?? 24 * 3600_000;
   const staleMinutes = Math.max(1, Math.ceil(staleAttemptMs / 60_000));
+  const transport = config.transport ?? 'openssh';
   if (paths.length === 0) throw backupFailure(ErrorType.Misconfigured, 'no backup paths configured');
   if (!masterKeys[currentKeyId]) throw backupFailure(ErrorType.Misconfigured, `current master key ${currentKeyId} is not configured`);
 
@@ -359,6 +382,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
   // The adopted snapshot is named by the backup it belongs to, and `current` (replaced atomically) names it.
   const currentMarker = `${stateDir}/snapshot.current`;
   const snapshotOf = (backupId: string) => `${stateDir}/snapshot-${backupId}.snar`;
+  // The block index of the files as that backup holds them (delta.ts), adopted with its snapshot.
+  const blocksOf = (backupId: string) => `${stateDir}/blocks-${backupId}`;
 
   /** Aborts the multipart uploads of exactly this key (MinIO lists uploads only for an exact key). */
   async function abortUploads(key: string): Promise<number> {
@@ -406,14 +431,25 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
     }
   }
 
-  /** Size and SHA-256 of the stored object, read back from storage. */
-  async function rereadObject(key: string, signal?: AbortSignal): Promise<{ size: number; sha256: string }> {
+  /**
+   * Reads the stored object back and authenticates it: its header must be the one this attempt
+   * wrote (which names a data key made for this object alone) and every chunk must authenticate under
+   * that key with its index and final flag, so the stored bytes are exactly the ones sent. Returns the
+   * size and SHA-256 of what storage returned; BackupCorrupt if anything does not authenticate.
+   */
+  async function verifyStoredObject(key: string, sentHeader: Buffer, signal?: AbortSignal): Promise<{ size: number; sha256: string }> {
     const hash = createHash('sha256');
     let size = 0;
-    for await (const chunk of await getStream(key, { signal })) {
-      hash.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
+    let header: Buffer | undefined;
+    const tap = new Transform({
+      transform(data: Buffer, _enc, done: TransformCallback) {
+        hash.update(data);
+        size += data.length;
+        done(null, data);
+      },
+    });
+    await pipeline([await getStream(key, { signal }), tap, createAuthenticateStream({ masterKeys, onHeader: (h) => { header = h; } })]);
+    if (!header?.equals(sentHeader)) throw backupFailure(ErrorType.BackupCorrupt, `stored object ${key} has a header other than the one this attempt wrote`);
     return { size, sha256: hash.digest('hex') };
   }
 
@@ -436,19 +472,37 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
     return client;
   }
 
-  /** The backup this one can build on: the latest completed one, if the server's adopted snapshot is its (copied into `work`). */
-  async function chooseParent(client: Client, userId: string, wanted: boolean, work: string): Promise<BackupRecord | null> {
+  /**
+   * The backup this one could build on: the latest completed one, if its manifest can be merged with
+   * (format 2, same root and paths) and its chain is short enough. It is the parent only if the
+   * server's adopted snapshot is still its (checked on the server while preparing).
+   */
+  async function parentCandidate(userId: string, wanted: boolean): Promise<BackupRecord | null> {
     if (!wanted) return null;
     const latest = (await store.listForUser(userId)).find((r) => r.status === 'completed' && r.verifiedAt);
     if (!latest) return null;
-    // Its manifest must be one a merge can build on: taken from its archive, of the same paths.
     const manifest = latest.manifest as unknown as AnyBackupManifest | null;
     if (manifest?.format !== 2 || manifest.root !== root || manifest.paths.join('\0') !== paths.join('\0')) return null;
     let depth = 0;
     for (let r: BackupRecord | undefined = latest; r?.kind === 'incremental'; r = r.parentId ? await store.get(r.parentId) : undefined) depth++;
-    if (depth >= maxChainLength) return null;
-    const copied = await runRemote(client, `test "$(cat -- ${shq(currentMarker)} 2>/dev/null)" = ${shq(latest.id)} && cp -- ${shq(snapshotOf(latest.id))} ${shq(`${work}/tar.snar`)}`);
-    return copied.code === 0 ? latest : null;
+    return depth >= maxChainLength ? null : latest;
+  }
+
+  /**
+   * What carries this operation's bulk streams: OpenSSH when configured and possible (set up beside
+   * the control connection's work), otherwise the control connection. Closed by the caller.
+   */
+  async function openBulk(client: Client, target: SshTarget): Promise<BulkTransport> {
+    if (transport === 'openssh') {
+      if (!await openSshAvailable()) {
+        log.warn('the OpenSSH client (ssh, ssh-agent, ssh-add) is missing: bulk streams go over ssh2');
+      } else {
+        const line = await pinnedHostKeyLine(target);
+        if (line) return openOpenSsh(target, line);
+        log.warn({ host: target.host }, 'the pinned host key is not an ed25519 key: bulk streams go over ssh2');
+      }
+    }
+    return ssh2Bulk(client);
   }
 
   function completedResult(row: BackupRecord): BackupResult {
@@ -473,26 +527,40 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
       let owner = false;
       let claimed = false;
       let client: Client | undefined;
+      let bulk: Promise<BulkTransport> | undefined;
       try {
+        const candidate = parentCandidate(req.userId, req.incremental ?? false);
+        candidate.catch(() => {});
         client = await connectIn(scope, req.ssh);
-        // Work files of attempts that died long ago (no live attempt is that old) go; this attempt's are made.
-        await mustRun(client, `mkdir -p -- ${shq(stateDir)} && find ${shq(stateDir)} -maxdepth 1 -name 'attempt-*' -mmin +${staleMinutes} -exec rm -rf -- {} + ; mkdir -m 700 -- ${shq(work)}`,
-          'preparing the backup state directory');
+        bulk = openBulk(client, req.ssh);
+        bulk.catch(() => {});
         if (config.preBackupCommand) await mustRun(client, config.preBackupCommand, 'pre-backup step');
         scope.check();
-        const parent = await chooseParent(client, req.userId, req.incremental ?? false, work);
-        const kind = parent ? 'incremental' : 'full';
         const starts = paths.map((p) => shq(`./${p}`)).join(' ');
-        // tar's version, zstd's (or "none"), python3's, the apparent size of the paths.
-        const facts = (await mustRun(client, `tar --version | head -n 1 && { zstd -V 2>/dev/null | head -n 1 | grep . || echo none; }`
-          + ` && { python3 --version 2>&1 | grep -E '^Python 3' || echo none; } && cd ${shq(root)} && du -s -c -b -- ${starts} | tail -n 1`,
-        'inspecting the paths', ErrorType.Misconfigured)).toString().split('\n');
-        const tarVersion = facts[0]?.trim() ?? 'unknown';
-        const serverZstd = facts[1]?.trim() && facts[1].trim() !== 'none' ? facts[1].trim() : undefined;
-        const python = facts[2]?.trim();
+        const maybeParent = await candidate;
+        // One round trip: work files of attempts that died long ago (no live attempt is that old) go and
+        // this attempt's directory is made (exit 97 if not); the parent's snapshot is copied if the
+        // server's adopted one is still its; then tar's version, zstd's (or "none"), python3's and the
+        // apparent size of the paths.
+        const prepared = await runRemote(client, `{ mkdir -p -- ${shq(stateDir)} && find ${shq(stateDir)} -maxdepth 1 -name 'attempt-*' -mmin +${staleMinutes} -exec rm -rf -- {} + ; mkdir -m 700 -- ${shq(work)}; } || exit 97`
+          + `; { ${maybeParent ? `test "$(cat -- ${shq(currentMarker)} 2>/dev/null)" = ${shq(maybeParent.id)} && cp -- ${shq(snapshotOf(maybeParent.id))} ${shq(`${work}/tar.snar`)}`
+            + ` && { cp -- ${shq(blocksOf(maybeParent.id))} ${shq(`${work}/blocks`)} 2>/dev/null || true; } && echo parent; } || echo none`
+            : 'echo none; }'}`
+          + ` && tar --version | head -n 1 && { zstd -V 2>/dev/null | head -n 1 | grep . || echo none; }`
+          + ` && { python3 --version 2>&1 | grep -E '^Python 3' || echo none; } && cd ${shq(root)} && du -s -c -b -- ${starts} | tail -n 1`);
+        if (prepared.code !== 0) {
+          throw backupFailure(prepared.code === 97 ? ErrorType.Transient : ErrorType.Misconfigured,
+            `${prepared.code === 97 ? 'preparing the backup state directory' : 'inspecting the paths'} failed (exit ${prepared.code})${prepared.stderr ? `: ${prepared.stderr}` : ''}`);
+        }
+        const facts = prepared.stdout.toString().split('\n');
+        const parent = facts[0]?.trim() === 'parent' ? maybeParent : null;
+        const kind = parent ? 'incremental' : 'full';
+        const tarVersion = facts[1]?.trim() ?? 'unknown';
+        const serverZstd = facts[2]?.trim() && facts[2].trim() !== 'none' ? facts[2].trim() : undefined;
+        const python = facts[3]?.trim();
         if (!python || python === 'none') throw backupFailure(ErrorType.Misconfigured, 'the server has no python3: the manifest is read from the archive with its tarfile module');
         // The server's own word: a number only within reason, or none (it sizes the upload's parts).
-        const estimate = Number(facts[3]?.split(/\s/)[0]);
+        const estimate = Number(facts[4]?.split(/\s/)[0]);
         progress.bytesEstimate = Number.isSafeInteger(estimate) && estimate > 0 ? Math.min(estimate, MAX_ESTIMATE_BYTES) : null;
         const where = compressOn === 'server' && serverZstd ? 'server' : 'worker';
         if (compressOn === 'server' && !serverZstd) log.warn({ backupId }, 'the server has no zstd: compressing in the worker');
@@ -510,18 +578,18 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         log.info({ backupId, attemptId, userId: req.userId, kind, parentId: parent?.id ?? null, compressOn: where }, 'backup started');
 
         const compressor = where === 'server' ? `zstd -${zstdLevel} -q -T${zstdThreads}` : '';
-        const channel = await execChannel(client, `bash -c ${shq(BACKUP_SCRIPT)} berth-backup ${shq(root)} ${shq(work)} ${shq(compressor)} ${shq(ARCHIVE_LISTER_PY)} ${starts}`);
+        const remote = await (await bulk).start(guardedCommand(`bash -c ${shq(BACKUP_SCRIPT)} berth-backup ${shq(root)} ${shq(work)} ${shq(compressor)} ${shq(ARCHIVE_LISTER_PY)} ${shq(DELTA_PY)} ${starts}`));
+        scope.onAbort(() => remote.kill());
         // Progress is tar's own count of archive bytes (before compression), reported every ~10 MiB.
-        const tarErr = watchTarStderr(channel, (n) => {
+        const tarErr = watchTarStderr(remote.stderr, (n) => {
           progress.bytesDone = n;
           report(progress);
         });
-        const exited = exitOf(channel, 'tar', tarErr.text);
+        const exited = remote.exited('tar', tarErr.text);
         exited.catch(() => {});
 
         progress.phase = 'streaming';
         report(progress, true);
-        const hash = createHash('sha256');
         let received = 0;
         // The archive ends only when the pipeline said it succeeded: a dropped connection looks like EOF otherwise.
         const gate = new Transform({
@@ -534,11 +602,9 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
               `the backup pipeline failed (exit ${code}; ${JSON.stringify(tarErr.exits() ?? {})})${tarErr.text() ? `: ${tarErr.text()}` : ''}`)), done);
           },
         });
-        // Sees whole sealed records (a few MiB each), so hashing costs one call per record.
         const meter = new Transform({
           readableHighWaterMark: chunkSize,
           transform(data: Buffer, _enc, done: TransformCallback) {
-            hash.update(data);
             progress.bytesStored += data.length;
             done(null, data);
           },
@@ -549,7 +615,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         const upload = createPartUpload({ s3, bucket, key: objectKey, partSize: parts, queueSize, contentType: 'application/octet-stream' });
         const stages: Transform[] = [gate];
         if (where === 'worker') stages.push(zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: zstdLevel } }));
-        const streams = [channel, ...stages, createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize }), meter, upload.stream];
+        const encrypt = createEncryptStream({ keyId: currentKeyId, masterKeys, chunkSize });
+        const streams = [remote.stdout, ...stages, encrypt, meter, upload.stream];
         const piped = pipeline(streams);
         piped.catch(() => {});
         // pipeline() settles only once every stream closed, and an SSH channel closes only when the
@@ -562,13 +629,12 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         try {
           await Promise.race([piped, firstError]);
         } catch (err) {
-          channel.destroy();
+          remote.kill();
           upload.stream.destroy(err as Error);
           // Let an in-flight CreateMultipartUpload/UploadPart settle (and the upload be aborted) before removing the object.
           await Promise.race([upload.cleanedUp(), sleep(30_000)]);
           throw err;
         }
-        const sha256 = hash.digest('hex');
         const sizeBytes = progress.bytesStored;
         const archiveBytes = tarErr.archiveBytes() ?? received;
         const tarExit = tarErr.exits()?.tar ?? 0;
@@ -577,17 +643,30 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         // Verified means read back from storage, not what we believe we sent; the listing comes meanwhile.
         progress.phase = 'verifying';
         report(progress, true);
-        const [reread, listing, skippedList] = await Promise.all([
-          rereadObject(objectKey, req.signal),
-          mustRun(client, `cat -- ${shq(`${work}/listing`)}`, 'reading the archive listing', ErrorType.Transient, maxListingBytes),
-          mustRun(client, `cat -- ${shq(`${work}/skipped`)}`, 'reading what was left out', ErrorType.Transient, maxListingBytes),
+        // The listing, what was left out and the deltas' listing in one round trip: their sizes on a line, then the files.
+        const workFileNames = ['listing', 'skipped', 'delta-listing', 'delta-base'];
+        const [reread, workFiles] = await Promise.all([
+          verifyStoredObject(objectKey, encrypt.header, req.signal),
+          mustRun(client, `cd -- ${shq(work)} && touch -- ${workFileNames.join(' ')} && stat -c %s ${workFileNames.join(' ')} | tr '\\n' ' ' && echo && cat ${workFileNames.join(' ')}`,
+            'reading the archive listing', ErrorType.Transient, workFileNames.length * maxListingBytes),
         ]);
-        if (reread.size !== sizeBytes || reread.sha256 !== sha256) {
-          throw backupFailure(ErrorType.BackupCorrupt, `stored object ${objectKey} does not match what was sent (size ${reread.size}/${sizeBytes}, sha256 ${reread.sha256}/${sha256})`);
-        }
+        const newline = workFiles.indexOf(0x0a);
+        let offset = newline + 1;
+        const [listing, skippedList, deltaListing, deltaBase] = workFiles.subarray(0, newline).toString().trim().split(' ').map(Number).map((n) => {
+          offset += n;
+          return workFiles.subarray(offset - n, offset);
+        }) as [Buffer, Buffer, Buffer, Buffer];
+        if (reread.size !== sizeBytes) throw backupFailure(ErrorType.BackupCorrupt, `stored object ${objectKey} is ${reread.size} bytes, ${sizeBytes} were sent`);
+        const sha256 = reread.sha256;
         let entries: ManifestEntry[];
+        let deltas = 0;
         try {
-          entries = manifestEntries(parseArchiveListing(listing), parent ? (parent.manifest as unknown as BackupManifestV2).entries : undefined);
+          const parentEntries = parent ? (parent.manifest as unknown as BackupManifestV2).entries : undefined;
+          entries = manifestEntries(parseArchiveListing(listing), parentEntries);
+          if (deltaListing.length > 0) {
+            if (!parentEntries) throw new ManifestMergeError('a full backup holds deltas');
+            ({ entries, count: deltas } = applyDeltas(entries, parentEntries, deltaListing, deltaBase));
+          }
         } catch (err) {
           if (!(err instanceof ManifestMergeError)) throw err;
           // Forget the adopted snapshot: the next attempt makes a full backup, whose manifest needs no parent.
@@ -601,7 +680,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
           format: 2, root, paths, kind, parentId: parent?.id ?? null,
           fileCount: files.length, dirCount: entries.filter((e) => e.type === 'd').length, symlinkCount: entries.filter((e) => e.type === 'l').length,
           totalBytes: files.reduce((n, e) => n + (e.size ?? 0), 0),
-          treeDigest: canonicalDigest(canonicalFromManifest(entries)), contentHash: 'blake2b-256', entries, skipped, warnings,
+          treeDigest: canonicalDigest(canonicalFromManifest(entries)), contentHash: 'blake2b-256', entries, skipped, warnings, ...(deltas > 0 && { deltas }),
           notKept: ['owner', 'xattrs', 'acls'], archiveBytes, storedBytes: sizeBytes,
           encryption: { algorithm: 'aes-256-gcm-chunked-v1', keyId: currentKeyId, chunkSize },
           compression: { algorithm: 'zstd', level: zstdLevel, where },
@@ -616,8 +695,10 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         if (skipped.length > 0) log.warn({ backupId, skipped: skipped.length, first: skipped.slice(0, 5) }, 'entries the account cannot read or restore were left out of the backup');
         if (warnings.length > 0) log.warn({ backupId, warnings: warnings.slice(0, 5) }, 'files changed while they were archived; the backup holds them as archived');
         // Only now does the server's snapshot state move on; if this fails the next backup is a full one.
-        await mustRun(client, `mv -f -- ${shq(`${work}/tar.snar`)} ${shq(snapshotOf(backupId))} && printf %s ${shq(backupId)} > ${shq(`${work}/current`)}`
-          + ` && mv -f -- ${shq(`${work}/current`)} ${shq(currentMarker)} && find ${shq(stateDir)} -maxdepth 1 -name 'snapshot-*.snar' ! -name ${shq(`snapshot-${backupId}.snar`)} -delete`
+        await mustRun(client, `mv -f -- ${shq(`${work}/tar.snar`)} ${shq(snapshotOf(backupId))}`
+          + ` && { [ ! -e ${shq(`${work}/blocks`)} ] || mv -f -- ${shq(`${work}/blocks`)} ${shq(blocksOf(backupId))}; } && printf %s ${shq(backupId)} > ${shq(`${work}/current`)}`
+          + ` && mv -f -- ${shq(`${work}/current`)} ${shq(currentMarker)} && find ${shq(stateDir)} -maxdepth 1 \\( -name 'snapshot-*.snar' ! -name ${shq(`snapshot-${backupId}.snar`)}`
+          + ` -o -name 'blocks-*' ! -name ${shq(`blocks-${backupId}`)} \\) -delete`
           + ` ; rm -rf -- ${shq(work)}`, 'adopting the snapshot file')
           .catch((err: unknown) => log.warn({ backupId, err: errorMessage(err) }, 'could not adopt the tar snapshot file; the next backup will be full'));
         log.info({ backupId, attemptId, kind, sizeBytes, archiveBytes }, 'backup completed and verified');
@@ -638,6 +719,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         throw typed;
       } finally {
         scope.dispose();
+        await bulk?.then((b) => b.close(), () => {});
         client?.end();
       }
     },
@@ -683,9 +765,12 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
       const stageParent = commonParent(manifest.paths);
       const stage = `./${stageParent}.berth-restore-${attemptId}`;
       let client: Client | undefined;
+      let bulk: Promise<BulkTransport> | undefined;
       let createdParent = '';
       try {
         client = await connectIn(scope, req.ssh);
+        bulk = openBulk(client, req.ssh);
+        bulk.catch(() => {});
         // Prints the account's uid, whether it has zstd, and the topmost directory it had to create for the stage (removed again if the restore fails).
         const prepared = (await mustRun(client, `${REMOVE_TREE}; mkdir -p -- ${shq(restoreRoot)} && cd ${shq(restoreRoot)}`
           + ` && created= && d=${shq(`./${stageParent}`)} && while [ ! -e "$d" ]; do created=$d; d=$(dirname -- "$d"); done`
@@ -698,20 +783,20 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         for (const [i, link] of chain.entries()) {
           scope.check();
           // The account extracts as itself: ownership is not restored (docs/decisions/), modes and times are.
-          const channel = await execChannel(client, `cd ${shq(restoreRoot)} && tar --extract --file=- --listed-incremental=/dev/null --no-same-owner --same-permissions`
-            + `${serverSide ? ` --use-compress-program=${shq('zstd -q')}` : ''} -C ${shq(stage)}`, { input: true });
-          scope.onAbort(() => channel.destroy());
-          const stderr = collectStderr(channel);
-          const exited = exitOf(channel, 'tar -x', stderr);
+          // A link holding deltas has a second tar stream after the first one's end-of-archive blocks.
+          const deltas = (link.manifest as unknown as Partial<BackupManifestV2> | null)?.deltas ?? 0;
+          const remote = await (await bulk).start(guardedCommand(`cd ${shq(restoreRoot)} && tar --extract --file=- --listed-incremental=/dev/null --no-same-owner --same-permissions`
+            + `${deltas > 0 ? ' --ignore-zeros' : ''}${serverSide ? ` --use-compress-program=${shq('zstd -q')}` : ''} -C ${shq(stage)}`, { input: true }));
+          scope.onAbort(() => remote.kill());
+          const stderr = collectStderr(remote.stderr);
+          const exited = remote.exited('tar -x', stderr);
           exited.catch(() => {});
-          channel.resume();
-          const hash = createHash('sha256');
+          remote.stdout.resume();
           let size = 0;
-          // Verify while reading: the last block (holding the final chunk) goes on only if the whole object matched.
+          // Every chunk is authenticated before its bytes go on (crypto.ts); the last block goes on only at the recorded size.
           let held: Buffer | undefined;
           const meter = new Transform({
             transform(data: Buffer, _enc, done: TransformCallback) {
-              hash.update(data);
               size += data.length;
               progress.bytesStored += data.length;
               const previous = held;
@@ -719,10 +804,8 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
               done(null, previous);
             },
             flush(done: TransformCallback) {
-              const sha256 = hash.digest('hex');
-              if (size !== link.sizeBytes || sha256 !== link.sha256) {
-                done(backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} does not match its record (size ${size}/${link.sizeBytes}, sha256 ${sha256}/${link.sha256})`));
-              } else done(null, held);
+              if (size !== link.sizeBytes) done(backupFailure(ErrorType.BackupCorrupt, `backup object ${link.objectKey} is ${size} bytes, recorded ${link.sizeBytes}`));
+              else done(null, held);
             },
           });
           const counter = new Transform({
@@ -736,13 +819,15 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
             const dataKey = link.dataKey ? unwrapRewrapped(link.dataKey, masterKeys, link.id).dataKey : undefined;
             const stages: Transform[] = [meter, createDecryptStream({ masterKeys, dataKey })];
             if (!serverSide) stages.push(zlib.createZstdDecompress());
-            await pipeline([await getStream(link.objectKey, { signal: req.signal }), ...stages, counter, channel]);
+            await pipeline([await getStream(link.objectKey, { signal: req.signal }), ...stages, counter, remote.stdin]);
           } catch (err) {
-            channel.destroy();
+            remote.kill();
             throw err;
           }
           const code = await exited;
           if (code !== 0) throw backupFailure(ErrorType.Transient, `tar -x exited with ${code}${stderr() ? `: ${stderr()}` : ''}`);
+          // The changed blocks go into the previous link's copies (checked with the whole tree below).
+          if (deltas > 0) await mustRun(client, `cd ${shq(restoreRoot)} && python3 -c ${shq(DELTA_PY)} patch ${shq(stage)}`, 'applying the changed blocks');
           // The next link writes into directories this one may have made read-only; its own headers set their modes again.
           if (i < chain.length - 1) {
             await mustRun(client, `cd ${shq(restoreRoot)} && find ${shq(stage)} -type d ! -perm -u=wx -exec chmod u+wx {} \\;`, 'opening restored directories for the next link');
@@ -785,6 +870,7 @@ export function createBackupService(config: BackupServiceConfig): BackupService 
         throw asTyped(err, 'restore failed');
       } finally {
         scope.dispose();
+        await bulk?.then((b) => b.close(), () => {});
         client?.end();
       }
     },

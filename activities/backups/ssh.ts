@@ -3,9 +3,11 @@
  * (invariant 7, docs/invariants.md; ssh2 accepts any key unless told not to) and `exec` channels. Bulk data
  * goes through exec stdin/stdout, never SFTP (4–12× slower in ssh2).
  */
+import type { Readable } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 import { ErrorType } from '../../lib/errors.ts';
 import { backupFailure } from './errors.ts';
+import type { BulkTransport } from './openssh.ts';
 
 export interface SshTarget {
   host: string;
@@ -105,6 +107,11 @@ const GUARD = [
   'exit "$rc"',
 ].join('\n');
 
+/** A command line for the server: `command` itself if it reads its input, otherwise guarded (see GUARD). */
+export function guardedCommand(command: string, opts: { input?: boolean } = {}): string {
+  return opts.input ? command : `bash -c ${shq(GUARD)} berth-guard ${shq(command)}`;
+}
+
 /**
  * Starts `command` on the server; the channel's stdout carries its output. With `input: true` the
  * command reads the channel's stdin (it then ends when its input ends); otherwise it is guarded: the
@@ -112,7 +119,7 @@ const GUARD = [
  * channel or losing the connection terminates the command and everything it started.
  */
 export function execChannel(client: Client, command: string, opts: { input?: boolean } = {}): Promise<ClientChannel> {
-  const line = opts.input ? command : `bash -c ${shq(GUARD)} berth-guard ${shq(command)}`;
+  const line = guardedCommand(command, opts);
   return new Promise((resolve, reject) => {
     client.exec(line, (err, channel) => {
       if (err) return reject(backupFailure(ErrorType.Transient, `SSH exec failed: ${err.message}`, err));
@@ -138,10 +145,11 @@ export function exitOf(channel: ClientChannel, what: string, stderr: () => strin
   });
 }
 
-/** Collects a channel's stderr (bounded) for error messages. */
-export function collectStderr(channel: ClientChannel, limit = 8192): () => string {
+/** Collects a channel's (or a process's) stderr, bounded, for error messages. */
+export function collectStderr(from: ClientChannel | Readable, limit = 8192): () => string {
   let text = '';
-  channel.stderr.on('data', (d: Buffer) => {
+  const stderr = 'stderr' in from ? from.stderr : from;
+  stderr.on('data', (d: Buffer) => {
     if (text.length < limit) text += d.toString('utf8').slice(0, limit - text.length);
   });
   return () => text.trim();
@@ -161,14 +169,14 @@ export const EXIT_REPORT_MARK = 'berth-exit:';
  * `--totals` line gives the archive's size, an {@link EXIT_REPORT_MARK} line the pipeline's exit
  * statuses, and everything else is kept (bounded) for error messages and the manifest's warnings.
  */
-export function watchTarStderr(channel: ClientChannel, onBytes: (archiveBytes: number) => void, limit = 8192): {
+export function watchTarStderr(stderr: Readable, onBytes: (archiveBytes: number) => void, limit = 8192): {
   text: () => string; archiveBytes: () => number | undefined; exits: () => Record<string, number> | undefined;
 } {
   let text = '';
   let partial = '';
   let total: number | undefined;
   let exits: Record<string, number> | undefined;
-  channel.stderr.on('data', (d: Buffer) => {
+  stderr.on('data', (d: Buffer) => {
     const lines = (partial + d.toString('utf8')).split('\n');
     // A line without end (the server's shell printing without newlines) is cut, not kept growing.
     partial = (lines.pop() ?? '').slice(-maxLineBytes);
@@ -225,4 +233,31 @@ export async function mustRun(client: Client, command: string, what: string, typ
   const result = await runRemote(client, command, limit);
   if (result.code !== 0) throw backupFailure(type, `${what} failed (exit ${result.code})${result.stderr ? `: ${result.stderr}` : ''}`);
   return result.stdout;
+}
+
+/**
+ * Bulk streams over the ssh2 connection itself: what runs where the OpenSSH client cannot (no `ssh`
+ * on the worker, a pin that is not an ed25519 key). Commands are given as {@link guardedCommand} made them.
+ */
+export function ssh2Bulk(client: Client): BulkTransport {
+  return {
+    kind: 'ssh2',
+    async start(line) {
+      const channel = await new Promise<ClientChannel>((resolve, reject) => {
+        client.exec(line, (err, ch) => {
+          if (err) return reject(backupFailure(ErrorType.Transient, `SSH exec failed: ${err.message}`, err));
+          trackExit(ch);
+          resolve(ch);
+        });
+      });
+      return {
+        stdout: channel,
+        stdin: channel,
+        stderr: channel.stderr,
+        exited: (what, stderr) => exitOf(channel, what, stderr),
+        kill: () => { channel.destroy(); },
+      };
+    },
+    close: async () => {},
+  };
 }

@@ -142,6 +142,9 @@ export function createPartUpload(opts: PartUploadOptions): PartUpload {
         await s3.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: await createUpload(), MultipartUpload: { Parts: parts } }));
       })().then(() => {
         completed = true;
+        // The part buffers are garbage now: let them go before the verification re-read allocates its own.
+        free.length = 0;
+        current = undefined;
         done();
       }, (err: unknown) => done(err as Error));
     },

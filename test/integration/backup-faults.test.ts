@@ -1,7 +1,7 @@
 /**
  * Proves the failure rules: an SSH connection dropped mid-backup and a storage error mid-upload leave
  * no completed record and no open multipart upload; a worker killed mid-backup leaves no completed
- * record, its retry completes with its own object without touching the dead attempt's upload, and the
+ * record and nothing it started running (the agent holding the key, the ssh of the stream), its retry completes with its own object without touching the dead attempt's upload, and the
  * prune sweeps that upload once no attempt can still be alive; two attempts at the same backup running
  * at once (a timed-out attempt beside its retry) never remove each other's object and only the attempt
  * that owns the record completes it; a corrupt, truncated or missing object and a wrong or unknown
@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ErrorType } from '../../lib/errors.ts';
-import { descendants } from '../support/processes.ts';
+import { alive, descendants } from '../support/processes.ts';
 import { objectKeys, openUploads, sh, startBackupWorld, testS3, type BackupWorld } from '../support/backup-fixtures.ts';
 
 let world: BackupWorld;
@@ -157,8 +157,16 @@ test('worker killed mid-backup: no completed record; the retry completes with it
     child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('parts-sent')) resolve(); });
     void exited.then(() => reject(new Error(`the worker exited before it sent parts: ${stderr}`)));
   });
+  // What the worker started beside it (the agent holding the customer's key, its watcher, the ssh
+  // carrying the stream) must not outlive it.
+  const helpers = await descendants(child.pid!);
+  expect(helpers.length).toBeGreaterThan(0);
   child.kill('SIGKILL');
   await exited;
+  for (let waited = 0; (await Promise.all(helpers.map(alive))).some(Boolean); waited += 100) {
+    if (waited > 20_000) throw new Error(`still running after the worker died: ${helpers.join(' ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 
   // What a crash leaves: a pending record, and an unfinished attempt with an open multipart upload holding parts.
   const row = await rowOf(backupId);

@@ -10,6 +10,8 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { BackupManifestV2 } from '../../activities/backups/index.ts';
+import { ErrorType } from '../../lib/errors.ts';
 import { objectKeys, sh, startBackupWorld, treeListing, type BackupWorld } from '../support/backup-fixtures.ts';
 
 let world: BackupWorld;
@@ -96,4 +98,51 @@ test('prune keeps what kept backups need and the newest verified one; deletes th
   // Retention over (customer purged): the rest goes too.
   expect(new Set((await service.prune({ retentionOverFor: [world.userId] })).deleted)).toEqual(new Set([full2!.id, inc3!.id]));
   expect(await objectKeys(world.s3, world.bucket, `${world.keyPrefix}${world.userId}/`)).toEqual([]);
+});
+
+test('a large file changed in place or appended to goes as its changed blocks; the chain restores exactly; a block index that does not match the parent fails the attempt', async () => {
+  // Its own tree, state directory and customer, so the chain above is left alone.
+  const user = await world.database.db.insertInto('users').values({ email: `deltas-${Date.now()}@example.test`, passwordHash: 'x', name: 'deltas' })
+    .returning('id').executeTakeFirstOrThrow();
+  const src = path.join(world.dir, 'src-deltas');
+  const owner = `${world.account.uid}:${world.account.gid}`;
+  await sh('mkdir -p "$1/db" && cd "$1" && head -c 8M /dev/urandom > db/big.sqlite && head -c 1536K /dev/urandom | base64 > app.log && printf "x\\n" > small.txt && chown -R "$2" .', src, owner);
+  const service = world.service({ paths: [src.slice(1)], stateDir: path.join(world.dir, 'state-deltas') });
+  const backup = () => service.backup({ userId: user.id, ssh: world.sshd.target, incremental: true });
+  const full = await backup();
+  const atFull = await treeListing(src);
+
+  // 1 MiB rewritten in place inside 8 MiB, 100 KiB appended to a 2 MiB log, a mode change.
+  await sh('cd "$1" && head -c 1M /dev/urandom | dd of=db/big.sqlite bs=64K seek=48 conv=notrunc status=none && head -c 75K /dev/urandom | base64 >> app.log && chmod 600 db/big.sqlite', src);
+  const inc1 = await backup();
+  expect(inc1.kind).toBe('incremental');
+  expect((inc1.manifest as BackupManifestV2).deltas).toBe(2);
+  // Whole files would be > 8 MiB; the changed blocks are ~1.2 MiB.
+  expect(inc1.sizeBytes).toBeLessThan(1.6 * 1024 * 1024);
+  const atInc1 = await treeListing(src);
+
+  // Shrunk and rewritten at its start; the log made read-only after an append.
+  await sh('cd "$1" && truncate -s 5M db/big.sqlite && head -c 64K /dev/urandom | dd of=db/big.sqlite conv=notrunc status=none && printf "more\\n" >> app.log && chmod 444 app.log', src);
+  const inc2 = await backup();
+  expect(inc2.parentId).toBe(inc1.backupId);
+  expect((inc2.manifest as BackupManifestV2).deltas).toBe(2);
+  expect(inc2.sizeBytes).toBeLessThan(256 * 1024);
+  const atInc2 = await treeListing(src);
+
+  const restored = async (backupId: string, name: string) => {
+    const root = path.join(world.dir, name);
+    await service.restore({ backupId, ssh: world.sshd.target, root });
+    return treeListing(path.join(root, src.slice(1)));
+  };
+  expect(await restored(inc2.backupId, 'rd-inc2')).toEqual(atInc2);
+  expect(await restored(inc1.backupId, 'rd-inc1')).toEqual(atInc1);
+  expect(await restored(full.backupId, 'rd-full')).toEqual(atFull);
+
+  // An index that describes other content than the parent holds (here: forged digests) is caught
+  // before the backup counts, and the next attempt is a full backup.
+  await sh('cd "$1" && f=blocks-"$2" && awk -F"\\t" -v OFS="\\t" \'{ if (NF > 1) $4 = "00"; print }\' "$f" > x && mv x "$f" && chown "$3" "$f"',
+    path.join(world.dir, 'state-deltas'), inc2.backupId, owner);
+  await sh('cd "$1" && head -c 64K /dev/urandom | dd of=db/big.sqlite bs=64K seek=10 conv=notrunc status=none', src);
+  await expect(backup()).rejects.toMatchObject({ type: ErrorType.Transient, message: expect.stringContaining('changed blocks') });
+  expect((await backup()).kind).toBe('full');
 });

@@ -7,7 +7,7 @@
  * what it could not remove; the record is completed only with the size and SHA-256 that storage
  * holds; the object is encrypted; progress is reported; manifests come from the archive with
  * BLAKE2b-256 hashes and older SHA-256 manifests still check; and a server with another host key than
- * the pinned one is refused. The tree has a 1 GiB file.
+ * the pinned one is refused; bulk streams over ssh2 (the fallback) round-trip too. The tree has a 1 GiB file.
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -145,6 +145,15 @@ test('a retry with the same backup id returns the completed backup instead of ma
   const again = await service.backup({ userId: world.userId, ssh: world.sshd.target, backupId });
   expect(again.sha256).toBe(first.sha256);
   expect(again.objectKey).toBe(first.objectKey);
+});
+
+test('bulk streams over ssh2 (where the worker has no OpenSSH client) back up and restore the same', async () => {
+  const source = await smallTree('over-ssh2');
+  const service = world.service({ paths: [source], transport: 'ssh2' });
+  const done = await service.backup({ userId: world.userId, ssh: world.sshd.target });
+  const root = path.join(world.dir, 'restored-over-ssh2');
+  await service.restore({ backupId: done.backupId, ssh: world.sshd.target, root });
+  expect(await treeListing(path.join(root, source))).toEqual(await treeListing(`/${source}`));
 });
 
 test('a server presenting a host key other than the pinned one is refused (HostKeyMismatch)', async () => {
