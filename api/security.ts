@@ -30,8 +30,10 @@ export const cspNonce: RequestHandler = (_req, res, next) => {
 /**
  * helmet with Berth's policy: scripts only with this response's nonce (and what they load:
  * 'strict-dynamic'), everything else from this origin, never framed; HSTS for a year; no referrer
- * (reset and verification links carry tokens in their query). Inline styles are allowed: the
- * terminal (xterm) sets them at run time, and a style cannot run code.
+ * to any other site (reset and verification links carry tokens in their query). The referrer policy
+ * is same-origin rather than no-referrer: under no-referrer a browser sends `Origin: null` with the
+ * app's own plain form posts, which the same-origin check must then refuse. Inline styles are
+ * allowed: the terminal (xterm) sets them at run time, and a style cannot run code.
  */
 export function securityHeaders(opts: { https: boolean }): RequestHandler {
   return helmet({
@@ -52,7 +54,7 @@ export function securityHeaders(opts: { https: boolean }): RequestHandler {
       },
     },
     strictTransportSecurity: { maxAge: 365 * 24 * 3600, includeSubDomains: true },
-    referrerPolicy: { policy: 'no-referrer' },
+    referrerPolicy: { policy: 'same-origin' },
     xFrameOptions: { action: 'deny' },
   });
 }

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { commonFields, loadConfigOrExit } from '../lib/config.ts';
+import { commonFields, loadConfigOrExit, localDefaults, productionRules } from '../lib/config.ts';
 import { createDb } from './client.ts';
 import { describeError, migrateAllDown, migrateDown, migrateToLatest, type MigrationResult } from './migrate.ts';
 
-// `node db/cli.ts up|down|reset`: migrations against DATABASE_URL (local default when unset).
+// `node db/cli.ts up|down|reset`: migrations against DATABASE_URL (the local default only in local mode).
 // up = apply all pending, down = revert the latest one, reset = revert all then apply all.
 
 const usage = 'usage: node db/cli.ts up|down|reset';
@@ -13,7 +13,10 @@ if (command !== 'up' && command !== 'down' && command !== 'reset') {
   process.exit(2);
 }
 
-const config = loadConfigOrExit(z.object({ DATABASE_URL: commonFields.DATABASE_URL }), process.env, 'db');
+const config = loadConfigOrExit(
+  z.object({ BERTH_MODE: commonFields.BERTH_MODE, NODE_ENV: commonFields.NODE_ENV, DATABASE_URL: commonFields.DATABASE_URL })
+    .superRefine(...productionRules({ devDefaults: { DATABASE_URL: localDefaults.DATABASE_URL } })),
+  process.env, 'db');
 const db = createDb(config.DATABASE_URL, { max: 1 });
 
 function report(results: readonly MigrationResult[]): void {

@@ -59,6 +59,19 @@ test('the app role reads and writes rows of every table', async () => {
   expect(await as('berth_app', 'berth_prod', "update users set name = 'B'")).toBe('ok');
   expect(await as('berth_app', 'berth_prod', 'select * from sessions, rate_limits, mail_outbox, encrypted_secrets limit 1')).toBe('ok');
   expect(await as('berth_app', 'berth_prod', 'delete from users')).toBe('ok');
+  // Every table the migrations made, whichever migration made it.
+  const client = new pg.Client({ connectionString: url('berth_owner', 'berth_prod') });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string; rows: boolean }>(
+      // has_table_privilege with several privileges answers whether ANY is held: each is asked alone.
+      `select table_name as name, ${['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((p) => `has_table_privilege('berth_app', 'public.' || table_name, '${p}')`).join(' and ')} as rows
+       from information_schema.tables where table_schema = 'public'`);
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.filter((r) => !r.rows && !r.name.startsWith('kysely_')).map((r) => r.name)).toEqual([]);
+  } finally {
+    await client.end();
+  }
 });
 
 test('the app role cannot change the schema', async () => {

@@ -53,6 +53,34 @@ describe('throttling', () => {
     expect((await attempt(account.email, 'wrong password', clientAddress())).status).toBe(400);
   });
 
+  test('a flood of sign-ins is answered "busy" past the hashing queue, and the process keeps answering meanwhile', async () => {
+    const rss = async () => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${berth.webPid}/status`, 'utf8'))![1]) / 1024;
+    const before = await rss();
+    let peak = before;
+    const sampling = setInterval(() => { void rss().then((mb) => { peak = Math.max(peak, mb); }, () => {}); }, 50);
+    // 200 sign-ins at once, each from its own address for an address with no account.
+    const flood = Promise.all(Array.from({ length: 200 }, (_, i) => attempt(`flood.${i}.${Date.now()}@example.com`, 'Winter2026!', clientAddress())));
+    // Meanwhile the process answers others: the hashing runs off the request thread.
+    const health: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now();
+      expect((await fetch(`${appUrl}/healthz`)).status).toBe(200);
+      health.push(performance.now() - started);
+      await sleep(100);
+    }
+    const answers = await flood;
+    clearInterval(sampling);
+    const count = (status: number) => answers.filter((a) => a.status === status).length;
+    expect(count(400) + count(503), JSON.stringify(answers.map((a) => a.status))).toBe(200);
+    // Past 2 hashing and 64 waiting, a sign-in is told to come back in a few seconds, not queued.
+    expect(count(503)).toBeGreaterThan(0);
+    expect(answers.filter((a) => a.status === 503).every((a) => a.retryAfter === 5)).toBe(true);
+    // The main thread still renders every answer (on this shared, loaded machine that takes time), but
+    // it is never blocked on a hash: the process answers throughout.
+    expect(Math.max(...health), `health answers took ${health.map((h) => h.toFixed(0)).join(', ')} ms`).toBeLessThan(5_000);
+    expect(peak - before, `web RSS ${before.toFixed(0)} → peak ${peak.toFixed(0)} MB`).toBeLessThan(150);
+  });
+
   test('one address trying many accounts (spraying) is throttled by address', async () => {
     const ip = clientAddress();
     const statuses: number[] = [];

@@ -29,7 +29,7 @@ test('every page carries the security headers, with a fresh CSP nonce that every
     expect(res.headers.get('strict-transport-security'), path).toMatch(/max-age=(\d+); includeSubDomains/);
     expect(Number(/max-age=(\d+)/.exec(res.headers.get('strict-transport-security')!)![1])).toBeGreaterThanOrEqual(31_536_000);
     expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
-    expect(res.headers.get('referrer-policy'), path).toBe('no-referrer');
+    expect(res.headers.get('referrer-policy'), path).toBe('same-origin');
     expect(res.headers.get('x-frame-options'), path).toBe('DENY');
     expect(res.headers.get('x-powered-by'), path).toBeNull();
     expect(res.headers.get('cache-control'), path).toBe('no-store');
@@ -42,7 +42,7 @@ test('pages whose address carries a token are never stored, and never leak it as
     const res = await fetch(`${appUrl}${path}`);
     await res.body?.cancel();
     expect(res.headers.get('cache-control'), path).toBe('no-store');
-    expect(res.headers.get('referrer-policy'), path).toBe('no-referrer');
+    expect(res.headers.get('referrer-policy'), path).toBe('same-origin');
   }
 });
 

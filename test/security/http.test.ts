@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import net from 'node:net';
 import { WebSocket } from 'ws';
-import { berth, postForm, productionEnv, startExtraWeb } from './support.ts';
+import { launchBrowser } from '../support/browser.ts';
+import { berth, createAccount, postForm, productionEnv, startExtraWeb } from './support.ts';
 
 const { appUrl } = berth;
 
@@ -27,6 +28,25 @@ describe('cross-site requests', () => {
     const sameOrigin = await postForm(`${appUrl}/logout`, {}, { headers: { 'sec-fetch-site': 'same-origin' } });
     expect(sameOrigin.status).toBe(302);
     expect(sameOrigin.headers.get('location')).toBe('/');
+  });
+
+  test('in a real browser with scripts off, the app\'s plain forms still work: sign in, then sign out', async () => {
+    const account = await createAccount();
+    const browser = await launchBrowser();
+    try {
+      // No script: every form is the browser's own POST, with whatever Origin its referrer policy gives.
+      const page = await (await browser.newContext({ javaScriptEnabled: false })).newPage();
+      await page.goto(`${appUrl}/login`);
+      await page.getByLabel('Email').fill(account.email);
+      await page.getByLabel('Password').fill(account.password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL('**/dashboard');
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL(`${appUrl}/`);
+      expect((await page.context().cookies()).filter((c) => c.name.startsWith('__Host-'))).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 
   test('Stripe\'s webhook needs no Origin: it is signed instead', async () => {

@@ -157,6 +157,15 @@ describe('bad configuration', () => {
     for (const variable of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'HCLOUD_ENDPOINT']) expect(child.stderr).toMatch(new RegExp(`^ {2}${variable} `, 'm'));
   });
 
+  test('migrations outside local mode run only against a database named in the environment', () => {
+    const child = spawnSync(process.execPath, ['db/cli.ts', 'up'], {
+      cwd: new URL('../..', import.meta.url), env: { PATH: process.env.PATH }, encoding: 'utf8', timeout: 30_000,
+    });
+    expect(child.status).toBe(1);
+    expect(child.stderr).toContain('db: invalid configuration (1 variable)');
+    expect(child.stderr).toMatch(/^ {2}DATABASE_URL +must be set in production/m);
+  });
+
   test('`node api/config.ts` checks the environment and says OK when it is good', () => {
     const child = spawnSync(process.execPath, ['api/config.ts'], {
       cwd: new URL('../..', import.meta.url),
