@@ -348,7 +348,9 @@ describe('customer lifecycle', () => {
       expect(await rejection(handle.executeUpdate(backupNowUpdate))).toMatch(/no server/);
     });
     const doubles2 = createLifecycleDoubles();
-    await story(doubles2, testConfig(), async ({ handle }) => {
+    await story(doubles2, testConfig(), async ({ handle, at }) => {
+      // Provisioning first: on a loaded machine one second of virtual time may not be enough for it.
+      await at(60_000);
       const backup = await handle.executeUpdate(backupNowUpdate);
       expect(backup).toMatchObject({ reason: 'manual' });
       await handle.executeUpdate(powerOffUpdate);
@@ -367,7 +369,9 @@ describe('customer lifecycle', () => {
       reportBackupProgress: (workflowId, progress) => env.client.workflow.getHandle(workflowId).signal(backupProgressSignal, progress),
       holdBackup: () => held,
     });
-    await story(doubles, testConfig(), async ({ handle }) => {
+    await story(doubles, testConfig(), async ({ handle, at }) => {
+      // Provisioning first: on a loaded machine one second of virtual time may not be enough for it.
+      await at(60_000);
       // The update keeps virtual time still while the activity is held (only result() and sleep() skip it).
       const done = handle.executeUpdate(backupNowUpdate);
       let during: LifecycleView['backupInProgress'] = null;
