@@ -33,6 +33,7 @@ import { cacheDir } from '../lib/paths.ts';
 import { freePort } from '../lib/process.ts';
 import { startSshd } from '../test/support/sshd.ts';
 import { makeTree } from './tree.ts';
+import { parentOrChild } from './support/entry.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -362,10 +363,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--child')) {
-  let text = '';
-  for await (const chunk of process.stdin) text += chunk;
-  await child(JSON.parse(text) as ChildInput);
-} else {
-  await main();
-}
+await parentOrChild<ChildInput>(main, child);

@@ -30,6 +30,7 @@ import { freePort } from '../lib/process.ts';
 import { startMinio } from '../scripts/services/minio.ts';
 import { startSshd } from '../test/support/sshd.ts';
 import { makeTree } from './tree.ts';
+import { parentOrChild } from './support/entry.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -235,10 +236,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--child')) {
-  let text = '';
-  for await (const chunk of process.stdin) text += chunk;
-  await child(JSON.parse(text) as ChildInput);
-} else {
-  await main();
-}
+await parentOrChild<ChildInput>(main, child);

@@ -23,6 +23,7 @@ import { startMinio } from '../scripts/services/minio.ts';
 import { cacheDir, rootDir } from '../lib/paths.ts';
 import { freePort } from '../lib/process.ts';
 import { startSshd } from '../test/support/sshd.ts';
+import { parentOrChild } from './support/entry.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -188,10 +189,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--child')) {
-  let text = '';
-  for await (const chunk of process.stdin) text += chunk;
-  await child(JSON.parse(text) as ChildInput);
-} else {
-  await main();
-}
+await parentOrChild<ChildInput>(main, child);
